@@ -1,0 +1,280 @@
+"""The `kg` command: the local engine's edge. Exit codes: 0 SUCCEEDED or PARTIAL, 1 FAILED, 2 bad usage or input."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from pydantic import ValidationError
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from kg.documents import decode_document, parse_source_date
+from kg.errors import InvalidInput, KgError, NotFound
+from kg.models import DocumentInput, IngestReport, JobRecord, JobStatus, Stage
+from kg.settings import Settings
+
+app = typer.Typer(
+    help="Turn documents into a knowledge graph in PostgreSQL + pgvector.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+db_app = typer.Typer(help="The embedded PostgreSQL (used when KG_DATABASE_URL is not set).", no_args_is_help=True)
+app.add_typer(db_app, name="db")
+
+out = Console()
+err = Console(stderr=True)
+
+EXIT_FAILED = 1
+EXIT_BAD_INPUT = 2
+
+
+def _settings(**overrides: Any) -> Settings:
+    try:
+        return Settings(**{k: v for k, v in overrides.items() if v is not None})
+    except ValidationError as e:
+        first = e.errors()[0]
+        raise InvalidInput(f"setting {'.'.join(map(str, first['loc']))}: {first['msg']}") from None
+
+
+def _print_json(payload: Any) -> None:
+    sys.stdout.write(json.dumps(payload, default=str) + "\n")
+    sys.stdout.flush()
+
+
+def _read_documents(
+    paths: list[Path], source: str | None, source_type: str, source_date: str | None, max_bytes: int
+) -> list[DocumentInput]:
+    """Every document is read and validated before anything is written."""
+    if source is not None and len(paths) > 1:
+        raise InvalidInput("--source names one document: give a single PATH with it")
+    date = parse_source_date(source_date)
+    documents = []
+    for path in paths:
+        if not path.exists():
+            raise InvalidInput(f"{path}: no such file")
+        if path.is_dir():
+            raise InvalidInput(f"{path}: is a directory; give the files to ingest")
+        size = path.stat().st_size
+        if size > max_bytes:
+            raise InvalidInput(f"{path}: {size:,} bytes is over the limit of {max_bytes:,} (KG_MAX_DOCUMENT_BYTES)")
+        try:
+            data = path.read_bytes()
+        except OSError as e:
+            raise InvalidInput(f"{path}: cannot be read ({e.strerror})") from None
+        name = source if source is not None else str(path.resolve())
+        documents.append(decode_document(data, name, max_bytes, source_type, date))
+    return documents
+
+
+class RichObserver:
+    """Progress bars per stage on stderr, shown only on a terminal."""
+
+    _LABELS = {Stage.PLAN: "plan", Stage.EXTRACT: "extract", Stage.STORE: "merge and store"}
+
+    def __init__(self, progress: Progress, source: str):
+        self.progress = progress
+        self.source = source
+        self.tasks: dict[Stage, TaskID] = {}
+
+    def stage_started(self, stage: Stage, total: int) -> None:
+        label = f"{Path(self.source).name}: {self._LABELS.get(stage, stage.value.lower())}"
+        self.tasks[stage] = self.progress.add_task(label, total=total)
+
+    def advanced(self, stage: Stage, amount: int = 1) -> None:
+        self.progress.advance(self.tasks[stage], amount)
+
+
+def _report_table(report: IngestReport) -> Table:
+    table = Table(title=f"{report.source}", show_header=False, title_justify="left")
+    table.add_row("job", report.job_id)
+    table.add_row("status", report.status.value)
+    table.add_row("chunks", f"{report.chunks} ({report.chunks_failed} failed, {report.chunks_partial} partial)")
+    for name, count in report.triples.items():
+        table.add_row(f"triples {name.lower()}", str(count))
+    table.add_row("entities / events", f"{report.entities} / {report.events}")
+    table.add_row("embeddings", f"{report.embeddings.computed} computed, {report.embeddings.reused} reused")
+    table.add_row("seconds", f"{report.duration_s:.2f}")
+    if report.error:
+        table.add_row("error", report.error)
+    return table
+
+
+@app.command()
+def ingest(
+    paths: Annotated[list[Path], typer.Argument(help="Text files (UTF-8) to ingest.", show_default=False)],
+    source: Annotated[str | None, typer.Option(help="The document's source name (default: its absolute path).")] = None,
+    source_type: Annotated[str, typer.Option(help="What kind of source it is.")] = "text",
+    source_date: Annotated[str | None, typer.Option(help="ISO-8601 date of the source.")] = None,
+    max_concurrency: Annotated[int | None, typer.Option(min=1, max=256, help="Chunks extracted at once (default 4).")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="One JSON object per document on stdout.")] = False,
+) -> None:
+    """Ingest documents: chunk, extract the four triple types, embed, store."""
+    from kg.engine.local import ingest as run_ingest, open_local_ports
+
+    settings = _settings(max_concurrency=max_concurrency)
+    documents = _read_documents(paths, source, source_type, source_date, settings.max_document_bytes)
+    ports = open_local_ports(settings)
+    failed = False
+    try:
+        with Progress(
+            TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+            console=err, disable=not err.is_terminal, transient=as_json,
+        ) as progress:
+            if not as_json:
+                err.print(f"extractor: {ports.extractor.name}   embeddings: {ports.embedder.model}")
+            for document in documents:
+                report = run_ingest(document, ports, settings, RichObserver(progress, document.source))
+                failed |= report.status is JobStatus.FAILED
+                if as_json:
+                    _print_json(report.model_dump(mode="json"))
+                else:
+                    out.print(_report_table(report))
+    finally:
+        ports.close()
+    if failed:
+        raise typer.Exit(EXIT_FAILED)
+
+
+def _open_ledger_and_graph(settings: Settings):
+    from kg.db import open_database
+    from kg.engine.local import default_embedder
+    from kg.graph.postgres import PostgresGraphStore
+    from kg.ledger.postgres import PostgresLedger
+
+    embedder = default_embedder(settings)
+    db = open_database(settings, embedder.model, embedder.dimensions)
+    return db, PostgresLedger(db), PostgresGraphStore(db)
+
+
+def _job_table(job: JobRecord) -> Table:
+    table = Table(title=f"job {job.job_id}", show_header=False, title_justify="left")
+    table.add_row("source", job.source)
+    table.add_row("status", job.status.value)
+    table.add_row("stage", job.stage.value)
+    table.add_row("progress", f"{job.progress}%")
+    table.add_row("chunks", f"{job.chunks_done}/{job.chunks_total} done, {job.chunks_failed} failed")
+    for key, value in job.counts.items():
+        table.add_row(key, json.dumps(value) if isinstance(value, dict) else str(value))
+    if job.llm.calls or job.llm.cached:
+        table.add_row("llm", f"{job.llm.calls} calls ({job.llm.cached} cached), "
+                             f"{job.llm.input_tokens}+{job.llm.output_tokens} tokens, ${job.llm.cost_usd:.4f}")
+    if job.error:
+        table.add_row("error", job.error)
+    for chunk in job.chunks:
+        if chunk.error:
+            table.add_row(f"chunk {chunk.index}", f"{chunk.status.value}: {chunk.error}")
+    table.add_row("updated", job.updated_at.isoformat(timespec="seconds"))
+    return table
+
+
+@app.command()
+def status(
+    job_id: Annotated[str, typer.Argument(help="The job id that `kg ingest` printed.")],
+    as_json: Annotated[bool, typer.Option("--json")] = False,
+) -> None:
+    """A job's status, stage, progress, counts and errors."""
+    db, ledger, _ = _open_ledger_and_graph(_settings())
+    with db:
+        job = ledger.get(job_id)
+    if as_json:
+        _print_json(job.model_dump(mode="json"))
+    else:
+        out.print(_job_table(job))
+
+
+@app.command()
+def jobs(
+    limit: Annotated[int, typer.Option(min=1, help="How many of the latest jobs.")] = 20,
+    as_json: Annotated[bool, typer.Option("--json")] = False,
+) -> None:
+    """The latest jobs."""
+    db, ledger, _ = _open_ledger_and_graph(_settings())
+    with db:
+        records = ledger.list_jobs(limit)
+    if as_json:
+        _print_json([r.model_dump(mode="json", exclude={"chunks"}) for r in records])
+        return
+    table = Table("job", "status", "progress", "chunks", "source", "updated")
+    for r in records:
+        table.add_row(r.job_id, r.status.value, f"{r.progress}%", f"{r.chunks_done}/{r.chunks_total}",
+                      r.source, r.updated_at.isoformat(timespec="seconds"))
+    out.print(table)
+
+
+@app.command()
+def stats(as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
+    """Totals of the graph: triples by type, entities, documents, vectors."""
+    db, _, graph = _open_ledger_and_graph(_settings())
+    with db:
+        graph_stats = graph.stats()
+    if as_json:
+        _print_json(graph_stats.model_dump(mode="json"))
+        return
+    table = Table(show_header=False)
+    for key, value in graph_stats.model_dump().items():
+        table.add_row(key, json.dumps(value) if isinstance(value, dict) else str(value))
+    out.print(table)
+
+
+@db_app.command("start")
+def db_start() -> None:
+    """Start the embedded PostgreSQL (it stays up for the next commands)."""
+    from kg.db import database_url
+
+    settings = _settings()
+    if settings.database_url:
+        raise InvalidInput("KG_DATABASE_URL is set: the embedded server is not used")
+    database_url(settings)
+    out.print(f"running: {settings.embedded_pgdata}")
+
+
+@db_app.command("stop")
+def db_stop() -> None:
+    """Stop the embedded PostgreSQL."""
+    from kg.db import stop_embedded
+
+    out.print("stopped" if stop_embedded(_settings()) else "not running")
+
+
+@db_app.command("status")
+def db_status(as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
+    """Whether the embedded PostgreSQL is running, and where its data is."""
+    from kg.db import embedded_status
+
+    state = embedded_status(_settings())
+    if as_json:
+        _print_json(state)
+    else:
+        out.print(f"{'running' if state['running'] else 'stopped'}: {state['pgdata']}")
+
+
+@db_app.command("url")
+def db_url() -> None:
+    """The connection URL of the graph database (starts the embedded server if needed)."""
+    from kg.db import database_url
+
+    print(database_url(_settings()))
+
+
+def main() -> None:
+    try:
+        app()
+    except (InvalidInput, NotFound) as e:
+        print(f"kg: error: {e}", file=sys.stderr)
+        sys.exit(EXIT_BAD_INPUT)
+    except KgError as e:
+        print(f"kg: error: {e}", file=sys.stderr)
+        sys.exit(EXIT_FAILED)
+    except KeyboardInterrupt:
+        err.print("kg: interrupted")
+        sys.exit(130)
+
+
+if __name__ == "__main__":
+    main()

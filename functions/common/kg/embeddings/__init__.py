@@ -1,0 +1,17 @@
+"""The embeddings port: texts in, L2-normalised float32 vectors out (so cosine is a dot product)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Protocol
+
+import numpy as np
+
+
+class Embedder(Protocol):
+    model: str
+    dimensions: int
+
+    def embed(self, texts: Sequence[str]) -> np.ndarray:
+        """An array of shape (len(texts), dimensions), one row per text, in order."""
+        ...

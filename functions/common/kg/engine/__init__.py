@@ -1,0 +1,1 @@
+"""Engines run the stages: `local` in-process; the AWS engine is the Step Functions state machine in infra/."""

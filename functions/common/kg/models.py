@@ -1,0 +1,232 @@
+"""The pydantic models that cross every boundary: stages, blob store, ledger, command line, Lambda events."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from enum import StrEnum
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class TripleType(StrEnum):
+    ENTITY_ENTITY = "ENTITY_ENTITY"
+    ENTITY_EVENT = "ENTITY_EVENT"
+    EVENT_EVENT = "EVENT_EVENT"
+    EMOTIONAL_CONTEXT = "EMOTIONAL_CONTEXT"
+
+
+ALL_TRIPLE_TYPES: tuple[TripleType, ...] = tuple(TripleType)
+
+# What a triple's ends are: an entity (person, place, thing, idea), an event (something that
+# happens), or an emotional context (a feeling or attitude attached to an entity or event).
+NodeKind = Literal["entity", "event", "emotion"]
+
+
+class JobStatus(StrEnum):
+    QUEUED = "QUEUED"
+    RUNNING = "RUNNING"
+    SUCCEEDED = "SUCCEEDED"
+    PARTIAL = "PARTIAL"
+    FAILED = "FAILED"
+
+    @property
+    def finished(self) -> bool:
+        return self in (JobStatus.SUCCEEDED, JobStatus.PARTIAL, JobStatus.FAILED)
+
+
+class Stage(StrEnum):
+    PLAN = "PLAN"
+    EXTRACT = "EXTRACT"
+    STORE = "STORE"
+    CONCEPTS = "CONCEPTS"
+    DEDUP = "DEDUP"
+    FINALIZE = "FINALIZE"
+
+
+class ChunkStatus(StrEnum):
+    PENDING = "PENDING"
+    SUCCEEDED = "SUCCEEDED"
+    PARTIAL = "PARTIAL"  # some extraction types failed, the others were kept
+    FAILED = "FAILED"
+
+
+class Frozen(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class DocumentInput(Frozen):
+    """A validated document, ready to plan."""
+
+    text: str = Field(min_length=1)
+    source: str = Field(min_length=1)
+    source_type: str = "text"
+    source_date: datetime | None = None
+
+
+class Chunk(Frozen):
+    """A slice of a document; `text == document[start_char:end_char]`."""
+
+    document_id: str
+    index: int = Field(ge=0)
+    text: str
+    start_char: int = Field(ge=0)
+    end_char: int = Field(ge=0)
+    tokens: int = Field(ge=0)
+
+    @property
+    def id(self) -> str:
+        return f"{self.document_id}:{self.index}"
+
+
+class Triple(Frozen):
+    """One extracted fact, as the extractor saw it in one chunk."""
+
+    type: TripleType
+    subject: str = Field(min_length=1)
+    predicate: str = Field(min_length=1)
+    object: str = Field(min_length=1)
+    subject_kind: NodeKind
+    object_kind: NodeKind
+    confidence: float = Field(ge=0.0, le=1.0)
+    chunk_index: int = Field(ge=0)
+
+    @property
+    def statement(self) -> str:
+        return f"{self.subject} {self.predicate} {self.object}"
+
+
+class LlmUsage(BaseModel):
+    """LLM accounting; all zero for the offline extractor."""
+
+    calls: int = 0
+    cached: int = 0
+    input_tokens: int = 0
+    output_tokens: int = 0
+    cost_usd: float = 0.0
+
+    def add(self, other: LlmUsage) -> LlmUsage:
+        return LlmUsage(
+            calls=self.calls + other.calls,
+            cached=self.cached + other.cached,
+            input_tokens=self.input_tokens + other.input_tokens,
+            output_tokens=self.output_tokens + other.output_tokens,
+            cost_usd=round(self.cost_usd + other.cost_usd, 8),
+        )
+
+
+class ChunkExtraction(BaseModel):
+    """What an extractor returns for one chunk: the triples of the types that worked, and why the others failed."""
+
+    triples: list[Triple] = Field(default_factory=list)
+    failed_types: dict[TripleType, str] = Field(default_factory=dict)
+    dropped: int = 0  # items the extractor discarded as invalid or ungrounded
+    usage: LlmUsage = Field(default_factory=LlmUsage)
+
+
+class ChunkResult(BaseModel):
+    """The blob an extract step writes for one chunk, and the merge step reads back."""
+
+    job_id: str
+    chunk_index: int
+    status: ChunkStatus
+    triples: list[Triple] = Field(default_factory=list)
+    failed_types: dict[TripleType, str] = Field(default_factory=dict)
+    error: str | None = None
+    dropped: int = 0
+    usage: LlmUsage = Field(default_factory=LlmUsage)
+    duration_s: float = 0.0
+
+
+class JobPlan(BaseModel):
+    """What `plan` hands to the map over chunks: small enough for a Step Functions payload."""
+
+    job_id: str
+    document_id: str
+    source: str
+    chunk_count: int
+    content_hash: str
+    tokens: int
+
+
+class TripleCounts(BaseModel):
+    ENTITY_ENTITY: int = 0
+    ENTITY_EVENT: int = 0
+    EVENT_EVENT: int = 0
+    EMOTIONAL_CONTEXT: int = 0
+
+    @property
+    def total(self) -> int:
+        return self.ENTITY_ENTITY + self.ENTITY_EVENT + self.EVENT_EVENT + self.EMOTIONAL_CONTEXT
+
+    def as_dict(self) -> dict[str, int]:
+        return {**self.model_dump(), "total": self.total}
+
+
+class EmbeddingCounts(BaseModel):
+    computed: int = 0
+    reused: int = 0
+
+
+class StoreSummary(BaseModel):
+    """What `merge_and_store` did: counts of the document's graph, and what was new."""
+
+    job_id: str
+    chunks_stored: int
+    chunks_failed: int  # no triples kept: every type failed, or the chunk never finished
+    chunks_partial: int  # some types failed, the others kept
+    triples: TripleCounts
+    entities: int
+    events: int
+    relations: int
+    embeddings: EmbeddingCounts
+    new_rows: int  # rows inserted by this write, over every graph table
+
+
+class ChunkState(BaseModel):
+    index: int
+    status: ChunkStatus
+    error: str | None = None
+    triples: int = 0
+
+
+class JobRecord(BaseModel):
+    """A job as the ledger knows it: what `kg status` shows."""
+
+    job_id: str
+    source: str
+    document_id: str | None = None
+    status: JobStatus
+    stage: Stage
+    progress: int = Field(ge=0, le=100)
+    chunks_total: int = 0
+    chunks_done: int = 0
+    chunks_failed: int = 0
+    counts: dict[str, object] = Field(default_factory=dict)
+    llm: LlmUsage = Field(default_factory=LlmUsage)
+    error: str | None = None
+    created_at: datetime
+    updated_at: datetime
+    chunks: list[ChunkState] = Field(default_factory=list)
+
+
+class IngestReport(BaseModel):
+    """What `kg ingest --json` prints for one document."""
+
+    job_id: str
+    status: JobStatus
+    source: str
+    document_id: str | None = None
+    extractor: str
+    chunks: int = 0
+    chunks_failed: int = 0
+    chunks_partial: int = 0
+    triples: dict[str, int] = Field(default_factory=lambda: TripleCounts().as_dict())
+    entities: int = 0
+    events: int = 0
+    relations: int = 0
+    embeddings: EmbeddingCounts = Field(default_factory=EmbeddingCounts)
+    llm: LlmUsage = Field(default_factory=LlmUsage)
+    tokens: int = 0
+    duration_s: float = 0.0
+    error: str | None = None
