@@ -1,0 +1,56 @@
+"""Integration fixtures: the local engine's ports on a fresh database of the real embedded PostgreSQL."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+
+from kg.engine.local import LocalPorts, open_local_ports
+from kg.settings import Settings
+from tests.support.extractors import ScriptedExtractor
+
+PARAGRAPH = (
+    "Marie Curie worked in Paris with Pierre Curie. Henri Becquerel found rays in Uranium salts. "
+    "The Sorbonne hired Marie after Pierre died. Irene Curie later married Frederic Joliot. "
+    "Warsaw remembered Marie with pride, and Poland honoured her."
+)
+
+
+def many_paragraphs(n: int = 24) -> str:
+    return "\n\n".join(f"Part {i}. {PARAGRAPH}" for i in range(n))
+
+
+@pytest.fixture(scope="session")
+def embedder():
+    pytest.importorskip("onnxruntime")
+    from kg.embeddings.onnx_minilm import MiniLmEmbedder
+
+    return MiniLmEmbedder()
+
+
+@pytest.fixture
+def settings(database_url: str, tmp_path) -> Settings:
+    # Small chunks, so that a short text makes several of them.
+    return Settings(database_url=database_url, data_dir=tmp_path / "kg", chunk_tokens=200,
+                    chunk_overlap_tokens=20, max_concurrency=3)
+
+
+@pytest.fixture
+def make_ports(settings: Settings, embedder) -> Iterator:
+    opened: list[LocalPorts] = []
+
+    def make(extractor=None) -> LocalPorts:
+        ports = open_local_ports(settings, extractor=extractor or ScriptedExtractor(), embedder=embedder)
+        opened.append(ports)
+        return ports
+
+    yield make
+    for ports in opened:
+        ports.close()
+
+
+def table_counts(ports: LocalPorts) -> dict[str, int]:
+    tables = ("documents", "chunks", "nodes", "relations", "triples", "triple_provenance")
+    with ports.db.connection() as conn:
+        return {t: conn.execute(f"SELECT count(*) FROM {t}").fetchone()[0] for t in tables}

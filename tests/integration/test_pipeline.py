@@ -1,0 +1,141 @@
+"""The local engine end to end on a real PostgreSQL: fail-forward, idempotence, atomicity."""
+
+from __future__ import annotations
+
+import pytest
+
+from kg.documents import decode_document
+from kg.engine.local import chunking_params, ingest
+from kg.graph.postgres import PostgresGraphStore
+from kg.models import ChunkStatus, JobStatus
+from kg.stages import extract_chunk, finalize, merge_and_store, plan
+from tests.integration.conftest import many_paragraphs, table_counts
+from tests.support.extractors import ScriptedExtractor
+
+
+def document(text: str | None = None, source: str = "curie-notes"):
+    return decode_document((text or many_paragraphs()).encode(), source, 10_000_000)
+
+
+def test_ingest_stores_every_type_with_provenance_and_vectors(make_ports, settings):
+    ports = make_ports()
+    report = ingest(document(), ports, settings)
+    assert report.status is JobStatus.SUCCEEDED
+    assert report.chunks > 3
+    assert all(report.triples[t] > 0 for t in ("ENTITY_ENTITY", "ENTITY_EVENT", "EVENT_EVENT", "EMOTIONAL_CONTEXT"))
+    counts = table_counts(ports)
+    assert counts["triples"] == report.triples["total"]
+    assert counts["chunks"] == report.chunks
+    stats = ports.graph.stats()
+    assert stats.vectors == counts["nodes"] + counts["relations"] + counts["triples"]
+    with ports.db.connection() as conn:
+        orphans = conn.execute(
+            "SELECT count(*) FROM triples t WHERE NOT EXISTS"
+            " (SELECT 1 FROM triple_provenance p WHERE p.triple_id = t.id)"
+        ).fetchone()[0]
+        # The same fact is found in several chunks (the paragraphs repeat): one row, many provenance rows.
+        assert counts["triple_provenance"] > counts["triples"]
+    assert orphans == 0
+    job = ports.ledger.get(report.job_id)
+    assert job.status is JobStatus.SUCCEEDED and job.progress == 100
+    assert [c.status for c in job.chunks] == [ChunkStatus.SUCCEEDED] * report.chunks
+
+
+def test_reingesting_an_unchanged_document_adds_no_rows_and_embeds_nothing(make_ports, settings):
+    ports = make_ports()
+    first = ingest(document(), ports, settings)
+    before = table_counts(ports)
+    second = ingest(document(), ports, settings)
+    assert table_counts(ports) == before
+    assert first.embeddings.computed > 0
+    assert second.embeddings.computed == 0
+    assert second.embeddings.reused == first.embeddings.computed
+    assert second.triples == first.triples
+
+
+def test_a_chunk_whose_extraction_raises_leaves_the_job_partial_with_the_rest_stored(make_ports, settings):
+    extractor = ScriptedExtractor(fail=lambda chunk, t: chunk.index == 1 and t is None)
+    ports = make_ports(extractor)
+    report = ingest(document(), ports, settings)
+    assert report.status is JobStatus.PARTIAL
+    assert report.chunks_failed == 1
+    assert report.triples["total"] > 0
+    job = ports.ledger.get(report.job_id)
+    failed = [c for c in job.chunks if c.status is ChunkStatus.FAILED]
+    assert [c.index for c in failed] == [1]
+    assert "extractor crashed on chunk 1" in failed[0].error
+    assert job.chunks_failed == 1
+    with ports.db.connection() as conn:
+        chunks_with_facts = {r[0] for r in conn.execute("SELECT DISTINCT c.idx FROM triple_provenance p"
+                                                         " JOIN chunks c ON c.id = p.chunk_id")}
+    assert 1 not in chunks_with_facts and 0 in chunks_with_facts and 2 in chunks_with_facts
+
+
+def test_a_failing_type_is_recorded_and_the_other_types_kept(make_ports, settings):
+    ports = make_ports(ScriptedExtractor(fail=lambda chunk, t: t is not None and t.value == "EVENT_EVENT"))
+    report = ingest(document(), ports, settings)
+    assert report.status is JobStatus.PARTIAL
+    assert report.triples["EVENT_EVENT"] == 0 and report.triples["ENTITY_ENTITY"] > 0
+    assert report.chunks_partial == report.chunks
+    job = ports.ledger.get(report.job_id)
+    assert all(c.status is ChunkStatus.PARTIAL and "EVENT_EVENT" in c.error for c in job.chunks)
+
+
+def test_a_job_whose_every_chunk_fails_is_failed_and_writes_no_graph(make_ports, settings):
+    ports = make_ports(ScriptedExtractor(fail=lambda chunk, t: True))
+    report = ingest(document(), ports, settings)
+    assert report.status is JobStatus.FAILED
+    assert "nothing to store" in report.error
+    assert set(table_counts(ports).values()) == {0}
+    assert ports.ledger.get(report.job_id).status is JobStatus.FAILED
+
+
+def _planned_and_extracted(ports, settings):
+    job = plan(document(), ports.blobs, ports.ledger, chunking_params(settings))
+    for i in range(job.chunk_count):
+        extract_chunk(job.job_id, i, ports.extractor, ports.blobs, ports.ledger)
+    return job
+
+
+def test_merge_and_store_retried_for_the_same_job_leaves_the_same_rows(make_ports, settings):
+    ports = make_ports()
+    job = _planned_and_extracted(ports, settings)
+    first = merge_and_store(job.job_id, ports.embedder, ports.graph, ports.blobs, ports.ledger)
+    after_first = table_counts(ports)
+    second = merge_and_store(job.job_id, ports.embedder, ports.graph, ports.blobs, ports.ledger)
+    assert table_counts(ports) == after_first
+    assert first.new_rows == sum(after_first.values())
+    assert second.new_rows == 0
+    assert second.embeddings.computed == 0
+    assert finalize(job.job_id, ports.ledger, second) is JobStatus.SUCCEEDED
+
+
+def test_merge_and_store_is_atomic_when_a_write_fails_midway(make_ports, settings, monkeypatch):
+    ports = make_ports()
+    ingest(document(text=many_paragraphs(3), source="already-there"), ports, settings)
+    before = table_counts(ports)
+    job = _planned_and_extracted(ports, settings)
+
+    import kg.graph.postgres as store_module
+
+    real_copy_insert = store_module._copy_insert
+
+    def failing_on_triples(cur, table, *args, **kwargs):
+        if table == "triples":  # documents, chunks, nodes and relations are already written by now
+            raise RuntimeError("disk full")
+        return real_copy_insert(cur, table, *args, **kwargs)
+
+    monkeypatch.setattr(store_module, "_copy_insert", failing_on_triples)
+    with pytest.raises(RuntimeError, match="disk full"):
+        merge_and_store(job.job_id, ports.embedder, ports.graph, ports.blobs, ports.ledger)
+    assert table_counts(ports) == before
+
+
+def test_the_graph_store_reuses_vectors_it_already_holds(make_ports, settings):
+    ports = make_ports()
+    ingest(document(), ports, settings)
+    with ports.db.connection() as conn:
+        ids = [r[0] for r in conn.execute("SELECT id FROM nodes LIMIT 5")]
+    stored = PostgresGraphStore(ports.db).stored_vectors(ids)
+    assert set(stored) == set(ids)
+    assert all(v.shape == (384,) for v in stored.values())
