@@ -6,7 +6,7 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 
 class TripleType(StrEnum):
@@ -90,6 +90,14 @@ class Triple(Frozen):
     object_kind: NodeKind
     confidence: float = Field(ge=0.0, le=1.0)
     chunk_index: int = Field(ge=0)
+
+    @field_validator("subject", "predicate", "object")
+    @classmethod
+    def _not_blank(cls, value: str) -> str:
+        value = " ".join(value.split())
+        if not value:
+            raise ValueError("must not be blank")
+        return value
 
     @property
     def statement(self) -> str:

@@ -28,6 +28,12 @@ def run_types_concurrently(
     result = ChunkExtraction()
     if not types:
         return result
+    if len(types) == 1:  # nothing to overlap: spare the thread
+        try:
+            result.triples.extend(extract_type(types[0]))
+        except Exception as error:
+            result.failed_types[types[0]] = f"{type(error).__name__}: {error}"
+        return result
     with ThreadPoolExecutor(max_workers=len(types), thread_name_prefix="extract-type") as pool:
         futures = {t: pool.submit(extract_type, t) for t in types}
     for triple_type, future in futures.items():
