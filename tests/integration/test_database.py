@@ -10,11 +10,15 @@ from kg.errors import StoreMismatch, StoreUnavailable
 
 
 def test_migrations_are_idempotent(database_url):
+    from kg.db import _migrations
+
     for _ in range(2):
         Database(database_url, "model-a", 384).close()
     with psycopg.connect(database_url) as conn:
         versions = [v for (v,) in conn.execute("SELECT version FROM schema_migrations ORDER BY version")]
-    assert versions == [1, 2]
+        tables = conn.execute("SELECT count(*) FROM pg_tables WHERE schemaname = 'public'").fetchone()[0]
+    assert versions == [v for v, _, _ in _migrations()] and versions[:2] == [1, 2]
+    assert tables >= 8
 
 
 def test_a_store_refuses_another_embedding_dimension_or_model(database_url):

@@ -48,3 +48,24 @@ class ScriptedExtractor:
             return capitalised_pairs(chunk, triple_type)
 
         return run_types_concurrently(types, one)
+
+
+def fact(subject: str, predicate: str, obj: str, triple_type: TripleType = TripleType.ENTITY_ENTITY,
+         confidence: float = 0.8) -> Triple:
+    subject_kind, object_kind = _KINDS[triple_type]
+    return Triple(type=triple_type, subject=subject, predicate=predicate, object=obj, subject_kind=subject_kind,
+                  object_kind=object_kind, confidence=confidence, chunk_index=0)
+
+
+class FactsExtractor:
+    """Finds exactly the facts it is given, in every chunk whose text mentions the fact's subject."""
+
+    name = "facts"
+
+    def __init__(self, facts: Sequence[Triple]):
+        self.facts = list(facts)
+
+    def extract(self, chunk: Chunk, types: Sequence[TripleType]) -> ChunkExtraction:
+        found = [f.model_copy(update={"chunk_index": chunk.index}) for f in self.facts
+                 if f.type in types and f.subject.lower() in chunk.text.lower()]
+        return ChunkExtraction(triples=found)

@@ -99,6 +99,12 @@ def _report_table(report: IngestReport) -> Table:
         table.add_row(f"triples {name.lower()}", str(count))
     table.add_row("entities / events", f"{report.entities} / {report.events}")
     table.add_row("embeddings", f"{report.embeddings.computed} computed, {report.embeddings.reused} reused")
+    if report.concepts:
+        table.add_row("concepts", f"{report.concepts.concepts_new} new, {report.concepts.edges_new} edges "
+                                  f"for {report.concepts.elements} elements")
+    if report.dedup:
+        table.add_row("duplicates removed", f"{report.duplicates_removed} triples, "
+                                            f"{report.dedup.entities_merged} entities merged")
     table.add_row("seconds", f"{report.duration_s:.2f}")
     if report.error:
         table.add_row("error", report.error)
@@ -112,12 +118,14 @@ def ingest(
     source_type: Annotated[str, typer.Option(help="What kind of source it is.")] = "text",
     source_date: Annotated[str | None, typer.Option(help="ISO-8601 date of the source.")] = None,
     max_concurrency: Annotated[int | None, typer.Option(min=1, max=256, help="Chunks extracted at once (default 4).")] = None,
+    concepts: Annotated[bool | None, typer.Option("--concepts/--no-concepts", help="Generate concepts (default on).")] = None,
+    dedup: Annotated[bool | None, typer.Option("--dedup/--no-dedup", help="Merge near-duplicates (default off).")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="One JSON object per document on stdout.")] = False,
 ) -> None:
-    """Ingest documents: chunk, extract the four triple types, embed, store."""
+    """Ingest documents: chunk, extract the four triple types, embed, store, conceptualize, [deduplicate]."""
     from kg.engine.local import ingest as run_ingest, open_local_ports
 
-    settings = _settings(max_concurrency=max_concurrency)
+    settings = _settings(max_concurrency=max_concurrency, concepts=concepts, dedup=dedup)
     documents = _read_documents(paths, source, source_type, source_date, settings.max_document_bytes)
     ports = open_local_ports(settings)
     failed = False
@@ -127,7 +135,8 @@ def ingest(
             console=err, disable=not err.is_terminal, transient=as_json,
         ) as progress:
             if not as_json:
-                err.print(f"extractor: {ports.extractor.name}   embeddings: {ports.embedder.model}")
+                err.print(f"extractor: {ports.extractor.name}   embeddings: {ports.embedder.model} "
+                          f"({ports.embedder.dimensions} dimensions)")
             for document in documents:
                 report = run_ingest(document, ports, settings, RichObserver(progress, document.source))
                 failed |= report.status is JobStatus.FAILED
@@ -220,6 +229,59 @@ def stats(as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
     for key, value in graph_stats.model_dump().items():
         table.add_row(key, json.dumps(value) if isinstance(value, dict) else str(value))
     out.print(table)
+
+
+@app.command()
+def delete(
+    source: Annotated[str, typer.Argument(help="The document's source (as `kg ingest` stored it: by default its absolute path).")],
+    as_json: Annotated[bool, typer.Option("--json")] = False,
+) -> None:
+    """Remove a document's contribution: its provenance, and every fact no other document supports."""
+    settings = _settings()
+    db, _, graph = _open_ledger_and_graph(settings)
+    with db:
+        try:
+            summary = graph.delete_document(source)
+        except NotFound:
+            # `kg delete notes.txt` after `kg ingest notes.txt`: the stored source is the absolute path.
+            resolved = Path(source).resolve()
+            if not resolved.exists() or str(resolved) == source:
+                raise
+            summary = graph.delete_document(str(resolved))
+    if as_json:
+        _print_json(summary.model_dump(mode="json"))
+        return
+    out.print(f"deleted {summary.source}: {summary.triples} triples, {summary.nodes} nodes, "
+              f"{summary.relations} relations, {summary.concepts} concepts, {summary.provenance} provenance rows",
+              highlight=False, markup=False)
+
+
+@app.command()
+def export(
+    export_format: Annotated[str, typer.Option("--format", help="graphml or jsonl.")] = "graphml",
+    output: Annotated[Path | None, typer.Option("-o", "--output", help="File to write (default: stdout).")] = None,
+) -> None:
+    """Export the graph as GraphML (nodes and triple edges) or JSON Lines (one triple per line)."""
+    from kg.export import write_graphml, write_jsonl
+
+    if export_format not in ("graphml", "jsonl"):
+        raise InvalidInput(f"--format {export_format!r}: use graphml or jsonl")
+    if output is not None and output.is_dir():
+        raise InvalidInput(f"{output}: is a directory")
+    db, _, graph = _open_ledger_and_graph(_settings())
+    with db:
+        target = output.open("w", encoding="utf-8") if output else sys.stdout
+        try:
+            if export_format == "graphml":
+                nodes, edges = write_graphml(graph.iter_nodes(), graph.iter_triples(), target)
+                written = f"{nodes} nodes, {edges} edges"
+            else:
+                written = f"{write_jsonl(graph.iter_triples(), target)} triples"
+        finally:
+            if output:
+                target.close()
+    if output:
+        err.print(f"wrote {written} to {output}", highlight=False, markup=False)
 
 
 @db_app.command("start")

@@ -15,7 +15,13 @@ from kg.models import EmbeddingCounts
 def embedding_map(
     merged: MergedGraph, embedder: Embedder, graph: GraphStore
 ) -> tuple[dict[uuid.UUID, np.ndarray], EmbeddingCounts]:
-    texts_by_id = merged.embedding_texts()
+    return embed_texts(merged.embedding_texts(), embedder, graph)
+
+
+def embed_texts(
+    texts_by_id: dict[uuid.UUID, str], embedder: Embedder, graph: GraphStore
+) -> tuple[dict[uuid.UUID, np.ndarray], EmbeddingCounts]:
+    """A vector for each row id: stored ones reused, each missing text embedded once."""
     by_text = {texts_by_id[row_id]: vector for row_id, vector in graph.stored_vectors(texts_by_id.keys()).items()}
     unique_texts = set(texts_by_id.values())
     missing = sorted(unique_texts - by_text.keys())

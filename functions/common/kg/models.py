@@ -90,6 +90,8 @@ class Triple(Frozen):
     object_kind: NodeKind
     confidence: float = Field(ge=0.0, le=1.0)
     chunk_index: int = Field(ge=0)
+    # False when an LLM gave an end that does not occur in the chunk and grounding is set to "flag".
+    grounded: bool = True
 
     @field_validator("subject", "predicate", "object")
     @classmethod
@@ -129,6 +131,7 @@ class ChunkExtraction(BaseModel):
     triples: list[Triple] = Field(default_factory=list)
     failed_types: dict[TripleType, str] = Field(default_factory=dict)
     dropped: int = 0  # items the extractor discarded as invalid or ungrounded
+    ungrounded: int = 0  # triples whose subject or object is not in the chunk (dropped or flagged)
     usage: LlmUsage = Field(default_factory=LlmUsage)
 
 
@@ -212,6 +215,7 @@ class JobRecord(BaseModel):
     chunks_failed: int = 0
     counts: dict[str, object] = Field(default_factory=dict)
     llm: LlmUsage = Field(default_factory=LlmUsage)
+    llm_by_stage: dict[str, LlmUsage] = Field(default_factory=dict)  # the same usage, split by stage
     error: str | None = None
     created_at: datetime
     updated_at: datetime
@@ -238,3 +242,65 @@ class IngestReport(BaseModel):
     tokens: int = 0
     duration_s: float = 0.0
     error: str | None = None
+    concepts: ConceptSummary | None = None
+    duplicates_removed: int = 0
+    dedup: DedupSummary | None = None
+
+
+ConceptLevel = Literal["high", "medium", "low"]
+ElementKind = Literal["entity", "event", "emotion", "relation"]
+
+
+class ConceptElement(BaseModel):
+    """A node or relation to conceptualize, with a little context from the triples it is in."""
+
+    id: str
+    kind: ElementKind
+    name: str = Field(min_length=1)
+    context: list[str] = Field(default_factory=list)  # statements of triples it takes part in
+    context_triples: list[str] = Field(default_factory=list)  # and their ids, kept on the concept edges
+
+
+class ConceptPhrase(BaseModel):
+    phrase: str = Field(min_length=1, max_length=80)
+    level: ConceptLevel
+    confidence: float = Field(ge=0.0, le=1.0)
+
+
+class ConceptBatch(BaseModel):
+    """What a conceptualizer returns: one list of phrases per element, in the order given."""
+
+    concepts: list[list[ConceptPhrase]]
+    dropped: int = 0
+    usage: LlmUsage = Field(default_factory=LlmUsage)
+
+
+class ConceptSummary(BaseModel):
+    elements: int = 0  # elements conceptualized by this run
+    concepts_new: int = 0
+    edges_new: int = 0
+    failed_batches: int = 0
+    embeddings: EmbeddingCounts = Field(default_factory=EmbeddingCounts)
+
+
+class DedupSummary(BaseModel):
+    triples_merged: int = 0  # triples folded into another (exact or semantic)
+    exact: int = 0
+    semantic: int = 0
+    entities_merged: int = 0
+    candidate_pairs: int = 0
+
+
+class DeleteSummary(BaseModel):
+    source: str
+    document_id: str
+    provenance: int = 0
+    triples: int = 0
+    nodes: int = 0
+    relations: int = 0
+    concept_edges: int = 0
+    concepts: int = 0
+    chunks: int = 0
+
+
+IngestReport.model_rebuild()

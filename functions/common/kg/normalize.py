@@ -40,3 +40,7 @@ def triple_id(triple_type: str, subject: str, predicate: str, obj: str) -> uuid.
 
 def document_id(source: str) -> uuid.UUID:
     return uuid.uuid5(_NAMESPACE, f"document|{source}")
+
+
+def concept_id(level: str, phrase: str) -> uuid.UUID:
+    return uuid.uuid5(_NAMESPACE, f"concept|{level}|{normalise(phrase)}")

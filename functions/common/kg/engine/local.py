@@ -1,6 +1,7 @@
 """The local engine: the same stage functions as the AWS state machine, run in-process.
 
-plan -> extract (a thread pool of max_concurrency workers plays the Map) -> merge_and_store -> finalize.
+plan -> extract (a thread pool of max_concurrency workers plays the Map) -> merge_and_store
+     -> generate_concepts -> [deduplicate] -> finalize.
 """
 
 from __future__ import annotations
@@ -20,9 +21,12 @@ from kg.graph import GraphStore
 from kg.graph.postgres import PostgresGraphStore
 from kg.ledger import Ledger
 from kg.ledger.postgres import PostgresLedger
-from kg.models import DocumentInput, IngestReport, Stage, StoreSummary
+from kg.llm.cache import LlmCache
+from kg.llm.cache_postgres import PostgresLlmCache
+from kg.concepts import Conceptualizer
+from kg.models import ConceptSummary, DedupSummary, DocumentInput, IngestReport, Stage, StoreSummary
 from kg.settings import Settings
-from kg.stages import extract_chunk, finalize, merge_and_store, plan
+from kg.stages import DedupParams, deduplicate, extract_chunk, finalize, generate_concepts, merge_and_store, plan
 from kg.stages.plan import ChunkingParams
 
 
@@ -44,6 +48,7 @@ class SilentObserver:
 class LocalPorts:
     extractor: Extractor
     embedder: Embedder
+    conceptualizer: Conceptualizer
     graph: GraphStore
     ledger: Ledger
     blobs: BlobStore
@@ -54,25 +59,53 @@ class LocalPorts:
 
 
 def default_embedder(settings: Settings) -> Embedder:
+    if settings.embedding_provider == "openai":
+        from kg.embeddings.openai import OpenAiEmbedder
+        from kg.llm.client import shared_client
+
+        return OpenAiEmbedder(shared_client(settings), settings.embedding_model, settings.embedding_dimensions,
+                              settings.embedding_batch_size, settings.llm_prices)
     from kg.embeddings.onnx_minilm import MiniLmEmbedder
 
     return MiniLmEmbedder(batch_size=settings.embedding_batch_size)
 
 
-def default_extractor(settings: Settings) -> Extractor:
+def default_extractor(settings: Settings, cache: LlmCache | None = None) -> Extractor:
+    """The extractor the settings choose; an LLM extractor caches its replies in `cache` (none: no cache)."""
+    if settings.llm_provider == "openai":
+        from kg.extraction.openai import OpenAiExtractor
+        from kg.llm.cache import NoLlmCache
+        from kg.llm.client import shared_client
+
+        return OpenAiExtractor(shared_client(settings), cache or NoLlmCache(), settings.llm_model,
+                               settings.extraction_mode, settings.grounding, settings.llm_prices)
     from kg.extraction.offline import SpacyExtractor
 
     return SpacyExtractor(settings.spacy_model)
 
 
+def default_conceptualizer(settings: Settings, extractor: Extractor) -> Conceptualizer:
+    from kg.concepts.offline import HeuristicConceptualizer
+    from kg.extraction.offline import SpacyExtractor
+
+    # The heuristic concepts parse names with spaCy: share the offline extractor's loaded model.
+    parser = extractor if isinstance(extractor, SpacyExtractor) else SpacyExtractor(settings.spacy_model)
+    return HeuristicConceptualizer(parser)
+
+
 def open_local_ports(
-    settings: Settings, extractor: Extractor | None = None, embedder: Embedder | None = None
+    settings: Settings,
+    extractor: Extractor | None = None,
+    embedder: Embedder | None = None,
+    conceptualizer: Conceptualizer | None = None,
 ) -> LocalPorts:
     embedder = embedder or default_embedder(settings)
     db = open_database(settings, embedder.model, embedder.dimensions)
+    extractor = extractor or default_extractor(settings, PostgresLlmCache(db))
     return LocalPorts(
-        extractor=extractor or default_extractor(settings),
+        extractor=extractor,
         embedder=embedder,
+        conceptualizer=conceptualizer or default_conceptualizer(settings, extractor),
         graph=PostgresGraphStore(db),
         ledger=PostgresLedger(db),
         blobs=FolderBlobStore(settings.blob_dir),
@@ -88,9 +121,18 @@ def chunking_params(settings: Settings) -> ChunkingParams:
     )
 
 
+def dedup_params(settings: Settings) -> DedupParams:
+    return DedupParams(
+        triple_threshold=settings.dedup_threshold,
+        entity_threshold=settings.entity_dedup_threshold,
+        neighbours=settings.dedup_neighbours,
+    )
+
+
 def ingest(
     document: DocumentInput, ports: LocalPorts, settings: Settings, observer: ProgressObserver | None = None
 ) -> IngestReport:
+    """One document through every stage; `settings.concepts` and `settings.dedup` choose the optional ones."""
     observer = observer or SilentObserver()
     started = time.perf_counter()
 
@@ -119,7 +161,30 @@ def ingest(
         error = f"{type(e).__name__}: {e}"
     observer.advanced(Stage.STORE)
 
-    status = finalize(job.job_id, ports.ledger, summary, error)
+    concepts: ConceptSummary | None = None
+    dedup: DedupSummary | None = None
+    if summary is not None and settings.concepts:
+        observer.stage_started(Stage.CONCEPTS, 1)
+        try:
+            concepts = generate_concepts(job.job_id, job.document_id, ports.conceptualizer, ports.embedder,
+                                         ports.graph, ports.ledger, settings.concept_batch_size)
+            if concepts.failed_batches:
+                error = f"concepts: {concepts.failed_batches} batches failed; their elements wait for the next run"
+        except Exception as e:  # the stored graph stands; the job says what is missing
+            error = f"concepts: {type(e).__name__}: {e}"
+        observer.advanced(Stage.CONCEPTS)
+    if summary is not None and settings.dedup:
+        observer.stage_started(Stage.DEDUP, 1)
+        try:
+            dedup = deduplicate(job.job_id, job.document_id, ports.graph, ports.ledger, dedup_params(settings))
+        except Exception as e:
+            error = f"dedup: {type(e).__name__}: {e}"
+        observer.advanced(Stage.DEDUP)
+
+    extra = {"duplicates_removed": dedup.triples_merged if dedup else 0}
+    if concepts:
+        extra["concepts"] = concepts.model_dump(mode="json")
+    status = finalize(job.job_id, ports.ledger, summary, error, extra)
     ports.blobs.delete_prefix(job_prefix(job.job_id))
     record = ports.ledger.get(job.job_id, with_chunks=False)
     report = IngestReport(
@@ -135,6 +200,9 @@ def ingest(
         tokens=job.tokens,
         duration_s=round(time.perf_counter() - started, 3),
         error=error,
+        concepts=concepts,
+        duplicates_removed=dedup.triples_merged if dedup else 0,
+        dedup=dedup,
     )
     if summary is not None:
         report.triples = summary.triples.as_dict()

@@ -1223,6 +1223,12 @@ class SpacyExtractor:
         with self._parse_lock:
             return nlp(_mask_headings(text))
 
+    def parse_many(self, texts: Sequence[str]) -> list[Doc]:
+        """Parse short texts (names, phrases) in one batch; used by the heuristic conceptualizer."""
+        nlp = self._pipeline()
+        with self._parse_lock:
+            return list(nlp.pipe(texts, batch_size=256))
+
     def extract(self, chunk: Chunk, types: Sequence[TripleType]) -> ChunkExtraction:
         wanted = list(dict.fromkeys(types))
         if not wanted:

@@ -31,10 +31,50 @@ class GraphStats(BaseModel):
     events: int
     emotions: int
     relations: int
+    concepts: int
+    concepts_by_level: dict[str, int]
     documents: int
     chunks: int
+    merges: int
     vectors: int
     last_updated: datetime | None
+
+
+class SimilarPair(BaseModel):
+    a: uuid.UUID
+    b: uuid.UUID
+    similarity: float
+
+
+class TripleAttributes(BaseModel):
+    confidence: float
+    created_at: datetime
+
+
+class NodeAttributes(BaseModel):
+    name: str
+    triples: int
+
+
+class ExportNode(BaseModel):
+    id: uuid.UUID
+    kind: str
+    name: str
+    aliases: list[str]
+    concepts: list[str]  # "level:name"
+
+
+class ExportTriple(BaseModel):
+    id: uuid.UUID
+    type: str
+    subject_id: uuid.UUID
+    subject: str
+    predicate: str
+    object_id: uuid.UUID
+    object: str
+    confidence: float
+    sources: list[str]
+    chunks: list[str]
 
 
 class GraphStore(Protocol):

@@ -1,41 +1,62 @@
 """The graph store on PostgreSQL + pgvector.
 
-A document's whole graph is written in one transaction: each table's rows go through binary COPY
-into a temporary table, then one INSERT ... ON CONFLICT per table, so a retried write inserts
-nothing twice and a failure anywhere leaves the graph as it was.
+Every write that changes the graph is one transaction: rows go through binary COPY into
+temporary staging tables, then one set-based statement per table (INSERT ... ON CONFLICT,
+UPDATE ... FROM, DELETE ... USING). A retried write inserts nothing twice and a failure anywhere
+leaves the graph as it was.
 """
 
 from __future__ import annotations
 
 import hashlib
 import uuid
-from collections.abc import Collection, Iterable, Mapping, Sequence
+from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
 
 import numpy as np
 import psycopg
 
 from kg.db import Database
-from kg.graph import DocumentRow, GraphStats
+from kg.errors import NotFound
+from kg.graph import DocumentRow, ExportNode, ExportTriple, GraphStats, NodeAttributes, SimilarPair, TripleAttributes
 from kg.merge import MergedGraph
-from kg.models import ALL_TRIPLE_TYPES, Chunk
+from kg.models import (
+    ALL_TRIPLE_TYPES,
+    Chunk,
+    ConceptElement,
+    ConceptPhrase,
+    DedupSummary,
+    DeleteSummary,
+)
+from kg.normalize import concept_id, normalise
 
-_VECTOR_TABLES = ("nodes", "relations", "triples")
+_VECTOR_TABLES = ("nodes", "relations", "triples", "concepts")
 
 
 class PostgresGraphStore:
     def __init__(self, db: Database):
         self.db = db
 
+    # -- vectors ---------------------------------------------------------------------------------
+
     def stored_vectors(self, ids: Collection[uuid.UUID]) -> dict[uuid.UUID, np.ndarray]:
+        """Vectors already stored for these ids; an id that deduplication merged away is answered
+        with the vector of the row that absorbed it."""
         if not ids:
             return {}
         wanted = list(ids)
         found: dict[uuid.UUID, np.ndarray] = {}
         with self.db.connection() as conn:
             for table in _VECTOR_TABLES:
-                rows = conn.execute(f"SELECT id, embedding FROM {table} WHERE id = ANY(%s)", (wanted,))
+                rows = conn.execute(
+                    f"SELECT x.id, r.embedding FROM unnest(%s::uuid[]) AS x(id)"
+                    f" LEFT JOIN dedup_merges m ON m.merged_id = x.id"
+                    f" JOIN {table} r ON r.id = coalesce(m.redirect_to, x.id)",
+                    (wanted,),
+                )
                 found.update((row_id, vector.to_numpy()) for row_id, vector in rows)
         return found
+
+    # -- documents -------------------------------------------------------------------------------
 
     def write_document(
         self,
@@ -48,47 +69,63 @@ class PostgresGraphStore:
         job = uuid.UUID(job_id)
         doc_id = document.id
         with self.db.connection() as conn, conn.transaction(), conn.cursor() as cur:
+            previous = cur.execute(
+                "SELECT content_hash FROM documents WHERE id = %s FOR UPDATE", (doc_id,)
+            ).fetchone()
+            changed = previous is not None and previous[0] != document.content_hash
+            if changed:
+                # A new version of the document replaces the old one's contribution: its provenance
+                # goes now, and what no other document supports is collected after the new rows are in.
+                cur.execute(
+                    "CREATE TEMP TABLE retracted ON COMMIT DROP AS"
+                    " SELECT DISTINCT triple_id AS id FROM triple_provenance WHERE document_id = %s",
+                    (doc_id,),
+                )
+                cur.execute("DELETE FROM triple_provenance WHERE document_id = %s", (doc_id,))
+                cur.execute("DELETE FROM chunks WHERE document_id = %s AND idx >= %s", (doc_id, len(chunks)))
+
             inserted = self._upsert_document(cur, document, job)
-            inserted += _copy_insert(
-                cur, "chunks",
-                ("id", "document_id", "idx", "start_char", "end_char", "tokens", "content_hash", "text"),
-                ("text", "uuid", "int4", "int4", "int4", "int4", "text", "text"),
-                ((_chunk_id(doc_id, c.index), doc_id, c.index, c.start_char, c.end_char, c.tokens,
-                  hashlib.sha256(c.text.encode()).hexdigest(), c.text) for c in chunks),
+            _stage(cur, "chunks",
+                   ("id", "document_id", "idx", "start_char", "end_char", "tokens", "content_hash", "text"),
+                   ("text", "uuid", "int4", "int4", "int4", "int4", "text", "text"),
+                   ((_chunk_id(doc_id, c.index), doc_id, c.index, c.start_char, c.end_char, c.tokens,
+                     hashlib.sha256(c.text.encode()).hexdigest(), c.text) for c in chunks))
+            _stage(cur, "nodes", ("id", "kind", "name", "normalised", "embedding"),
+                   ("uuid", "text", "text", "text", "vector"),
+                   ((n.id, n.kind, n.name, n.normalised, vectors[n.id]) for n in merged.nodes.values()))
+            _stage(cur, "relations", ("id", "name", "normalised", "embedding"),
+                   ("uuid", "text", "text", "vector"),
+                   ((r.id, r.name, r.normalised, vectors[r.id]) for r in merged.relations.values()))
+            _stage(cur, "triples",
+                   ("id", "type", "subject_id", "relation_id", "object_id", "subject", "predicate", "object",
+                    "statement", "confidence", "embedding"),
+                   ("uuid", "text", "uuid", "uuid", "uuid", "text", "text", "text", "text", "float4", "vector"),
+                   ((t.id, t.type, t.subject_id, t.relation_id, t.object_id, t.subject, t.predicate, t.object,
+                     t.statement, t.confidence, vectors[t.id]) for t in merged.triples.values()))
+            _stage(cur, "triple_provenance", ("triple_id", "chunk_id", "document_id", "job_id", "confidence"),
+                   ("uuid", "text", "uuid", "uuid", "float4"),
+                   ((p.triple_id, _chunk_id(doc_id, p.chunk_index), doc_id, job, p.confidence)
+                    for p in merged.provenance))
+            _follow_merges(cur)
+
+            inserted += _insert_staged(
+                cur, "chunks", "id",
                 "ON CONFLICT (id) DO UPDATE SET start_char = EXCLUDED.start_char, end_char = EXCLUDED.end_char,"
                 " tokens = EXCLUDED.tokens, content_hash = EXCLUDED.content_hash, text = EXCLUDED.text"
                 " WHERE chunks.content_hash <> EXCLUDED.content_hash",
             )
-            inserted += _copy_insert(
-                cur, "nodes", ("id", "kind", "name", "normalised", "embedding"),
-                ("uuid", "text", "text", "text", "vector"),
-                ((n.id, n.kind, n.name, n.normalised, vectors[n.id]) for n in merged.nodes.values()),
-                "ON CONFLICT (id) DO NOTHING",
-            )
-            inserted += _copy_insert(
-                cur, "relations", ("id", "name", "normalised", "embedding"),
-                ("uuid", "text", "text", "vector"),
-                ((r.id, r.name, r.normalised, vectors[r.id]) for r in merged.relations.values()),
-                "ON CONFLICT (id) DO NOTHING",
-            )
-            inserted += _copy_insert(
-                cur, "triples",
-                ("id", "type", "subject_id", "relation_id", "object_id", "subject", "predicate", "object",
-                 "statement", "confidence", "embedding"),
-                ("uuid", "text", "uuid", "uuid", "uuid", "text", "text", "text", "text", "float4", "vector"),
-                ((t.id, t.type, t.subject_id, t.relation_id, t.object_id, t.subject, t.predicate, t.object,
-                  t.statement, t.confidence, vectors[t.id]) for t in merged.triples.values()),
-                # Another document may find the same fact with more certainty: keep the best.
+            inserted += _insert_staged(cur, "nodes", "id", "ON CONFLICT (id) DO NOTHING")
+            inserted += _insert_staged(cur, "relations", "id", "ON CONFLICT (id) DO NOTHING")
+            # Another document may find the same fact with more certainty: keep the best.
+            inserted += _insert_staged(
+                cur, "triples", "id",
                 "ON CONFLICT (id) DO UPDATE SET confidence = EXCLUDED.confidence"
                 " WHERE triples.confidence < EXCLUDED.confidence",
             )
-            inserted += _copy_insert(
-                cur, "triple_provenance", ("triple_id", "chunk_id", "document_id", "job_id", "confidence"),
-                ("uuid", "text", "uuid", "uuid", "float4"),
-                ((p.triple_id, _chunk_id(doc_id, p.chunk_index), doc_id, job, p.confidence)
-                 for p in merged.provenance),
-                "ON CONFLICT (triple_id, chunk_id) DO NOTHING",
-            )
+            inserted += _insert_staged(cur, "triple_provenance", "triple_id, chunk_id",
+                                       "ON CONFLICT (triple_id, chunk_id) DO NOTHING")
+            if changed:
+                _collect_unsupported(cur, "retracted")
         return inserted
 
     @staticmethod
@@ -107,56 +144,423 @@ class PostgresGraphStore:
         row = cur.fetchone()
         return int(bool(row and row[0]))
 
+    def delete_document(self, source: str) -> DeleteSummary:
+        with self.db.connection() as conn, conn.transaction(), conn.cursor() as cur:
+            row = cur.execute("SELECT id FROM documents WHERE source = %s FOR UPDATE", (source,)).fetchone()
+            if row is None:
+                raise NotFound(f"no document with source {source!r} (kg jobs lists what was ingested)")
+            doc_id = row[0]
+            cur.execute(
+                "CREATE TEMP TABLE retracted ON COMMIT DROP AS"
+                " SELECT DISTINCT triple_id AS id FROM triple_provenance WHERE document_id = %s",
+                (doc_id,),
+            )
+            provenance = cur.execute("DELETE FROM triple_provenance WHERE document_id = %s", (doc_id,)).rowcount
+            counts = _collect_unsupported(cur, "retracted")
+            chunks = cur.execute("DELETE FROM chunks WHERE document_id = %s", (doc_id,)).rowcount
+            cur.execute("DELETE FROM documents WHERE id = %s", (doc_id,))
+        return DeleteSummary(source=source, document_id=str(doc_id), provenance=provenance, chunks=chunks, **counts)
+
+    def document_id_of_job(self, job_id: str) -> uuid.UUID | None:
+        with self.db.connection() as conn:
+            row = conn.execute(
+                "SELECT document_id FROM triple_provenance WHERE job_id = %s LIMIT 1", (uuid.UUID(job_id),)
+            ).fetchone()
+        return row[0] if row else None
+
+    # -- concepts --------------------------------------------------------------------------------
+
+    def elements_to_conceptualize(
+        self, document_id: uuid.UUID | None, limit: int, context_size: int = 3
+    ) -> list[ConceptElement]:
+        """Nodes and relations (of one document's triples, or of the whole graph) not yet conceptualized."""
+        scope = (
+            "JOIN triple_provenance p ON p.triple_id = t.id AND p.document_id = %(doc)s"
+            if document_id is not None else ""
+        )
+        sql = f"""
+            WITH scoped AS (SELECT DISTINCT t.subject_id, t.relation_id, t.object_id FROM triples t {scope}),
+                 elements AS (
+                    SELECT n.id, n.kind, n.name FROM nodes n
+                    WHERE n.conceptualized_at IS NULL
+                      AND n.id IN (SELECT subject_id FROM scoped UNION SELECT object_id FROM scoped)
+                    UNION ALL
+                    SELECT r.id, 'relation', r.name FROM relations r
+                    WHERE r.conceptualized_at IS NULL AND r.id IN (SELECT relation_id FROM scoped)
+                    ORDER BY 1 LIMIT %(limit)s)
+            SELECT e.id, e.kind, e.name, c.statements, c.ids
+            FROM elements e CROSS JOIN LATERAL (
+                SELECT array_agg(x.statement ORDER BY x.id) AS statements, array_agg(x.id ORDER BY x.id) AS ids
+                FROM (SELECT t.id, t.statement FROM triples t
+                      WHERE t.subject_id = e.id OR t.object_id = e.id OR t.relation_id = e.id
+                      ORDER BY t.id LIMIT %(ctx)s) x) c"""
+        with self.db.connection() as conn:
+            rows = conn.execute(sql, {"doc": document_id, "limit": limit, "ctx": context_size}).fetchall()
+        return [
+            ConceptElement(id=str(i), kind=kind, name=name, context=list(statements or []),
+                           context_triples=[str(t) for t in triple_ids or []])
+            for i, kind, name, statements, triple_ids in rows
+        ]
+
+    def write_concepts(
+        self,
+        job_id: str | None,
+        elements: Sequence[ConceptElement],
+        concepts: Sequence[Sequence[ConceptPhrase]],
+        vectors: Mapping[uuid.UUID, np.ndarray],
+    ) -> tuple[int, int]:
+        """Concept nodes, element -> concept edges, and the elements marked done; returns (concepts, edges) new."""
+        job = uuid.UUID(job_id) if job_id else None
+        concept_rows: dict[uuid.UUID, tuple] = {}
+        edge_rows: dict[tuple[uuid.UUID, uuid.UUID], tuple] = {}
+        for element, phrases in zip(elements, concepts, strict=True):
+            element_id = uuid.UUID(element.id)
+            for phrase in phrases:
+                c_id = concept_id(phrase.level, phrase.phrase)
+                concept_rows.setdefault(c_id, (c_id, phrase.phrase, normalise(phrase.phrase), phrase.level, vectors[c_id]))
+                edge_rows[(element_id, c_id)] = (
+                    element_id, "relation" if element.kind == "relation" else "node", c_id, phrase.confidence,
+                    [uuid.UUID(t) for t in element.context_triples], job,
+                )
+        with self.db.connection() as conn, conn.transaction(), conn.cursor() as cur:
+            _stage(cur, "concepts", ("id", "name", "normalised", "level", "embedding"),
+                   ("uuid", "text", "text", "text", "vector"), concept_rows.values())
+            _stage(cur, "conceptualizations",
+                   ("element_id", "element_kind", "concept_id", "confidence", "context_triples", "job_id"),
+                   ("uuid", "text", "uuid", "float4", "uuid[]", "uuid"), edge_rows.values())
+            new_concepts = _insert_staged(cur, "concepts", "id", "ON CONFLICT (id) DO NOTHING")
+            new_edges = _insert_staged(cur, "conceptualizations", "element_id, concept_id",
+                                       "ON CONFLICT (element_id, concept_id) DO NOTHING")
+            ids = [uuid.UUID(e.id) for e in elements]
+            cur.execute("UPDATE nodes SET conceptualized_at = now() WHERE id = ANY(%s)", (ids,))
+            cur.execute("UPDATE relations SET conceptualized_at = now() WHERE id = ANY(%s)", (ids,))
+        return new_concepts, new_edges
+
+    # -- deduplication ---------------------------------------------------------------------------
+
+    def similar_triples(
+        self, threshold: float, neighbours: int, document_id: uuid.UUID | None = None, part_threshold: float = 0.92
+    ) -> list[SimilarPair]:
+        """Pairs of triples of the same type whose statement vectors have cosine >= threshold, found
+        for each triple in scope (one document's, or all) among its nearest neighbours (HNSW).
+
+        Short statements of one shape ("X participant in Y") look alike to an embedding model
+        however different their ends are, so a pair must also say it about the same things: each
+        of subject, predicate and object is the same row, or its vector is within `part_threshold`,
+        or one name contains the other ("radium" / "the element radium")."""
+        scope = "AND t.id IN (SELECT triple_id FROM triple_provenance WHERE document_id = %(doc)s)"
+
+        def alike(table: str, a: str, b: str) -> str:
+            return (f"(t.{a} = n.{a} OR EXISTS (SELECT 1 FROM {table} x, {table} y WHERE x.id = t.{a} AND y.id = n.{a}"
+                    f" AND ((x.embedding <=> y.embedding) <= %(part_distance)s"
+                    f"  OR ' ' || x.normalised || ' ' LIKE '%% ' || y.normalised || ' %%'"
+                    f"  OR ' ' || y.normalised || ' ' LIKE '%% ' || x.normalised || ' %%')))")
+
+        sql = f"""
+            SELECT t.id, n.id, 1 - n.distance
+            FROM triples t
+            CROSS JOIN LATERAL (
+                SELECT u.id, u.type, u.subject_id, u.relation_id, u.object_id, u.embedding <=> t.embedding AS distance
+                FROM triples u ORDER BY u.embedding <=> t.embedding LIMIT %(k)s) n
+            WHERE n.id <> t.id AND n.type = t.type AND n.distance <= %(max_distance)s {scope if document_id else ""}
+              AND {alike("nodes", "subject_id", "")} AND {alike("relations", "relation_id", "")}
+              AND {alike("nodes", "object_id", "")}"""
+        return self._pairs(sql, threshold, neighbours, document_id, part_threshold)
+
+    def similar_entities(
+        self, threshold: float, neighbours: int, document_id: uuid.UUID | None = None
+    ) -> list[SimilarPair]:
+        """Pairs of entity nodes whose name vectors have cosine >= threshold (nearest neighbours, HNSW)."""
+        scope = ("AND t.id IN (SELECT x.subject_id FROM triples x JOIN triple_provenance p ON p.triple_id = x.id"
+                 " WHERE p.document_id = %(doc)s UNION SELECT x.object_id FROM triples x"
+                 " JOIN triple_provenance p ON p.triple_id = x.id WHERE p.document_id = %(doc)s)")
+        sql = f"""
+            SELECT t.id, n.id, 1 - n.distance
+            FROM nodes t
+            CROSS JOIN LATERAL (
+                SELECT u.id, u.embedding <=> t.embedding AS distance
+                FROM nodes u WHERE u.kind = 'entity' ORDER BY u.embedding <=> t.embedding LIMIT %(k)s) n
+            WHERE t.kind = 'entity' AND n.id <> t.id AND n.distance <= %(max_distance)s {scope if document_id else ""}"""
+        return self._pairs(sql, threshold, neighbours, document_id)
+
+    def _pairs(
+        self, sql: str, threshold: float, neighbours: int, document_id: uuid.UUID | None, part_threshold: float = 1.0
+    ) -> list[SimilarPair]:
+        with self.db.connection() as conn, conn.transaction():
+            # Neighbour lists only need to be good near the top; iterative scans keep filtered
+            # queries (entities among all nodes) from coming back short.
+            conn.execute(f"SET LOCAL hnsw.ef_search = {max(40, 2 * neighbours)}")
+            conn.execute("SET LOCAL hnsw.iterative_scan = relaxed_order")
+            rows = conn.execute(sql, {"k": neighbours + 1, "max_distance": 1 - threshold + 1e-6,
+                                      "part_distance": 1 - part_threshold + 1e-6, "doc": document_id}).fetchall()
+        pairs: dict[tuple[uuid.UUID, uuid.UUID], float] = {}
+        for a, b, similarity in rows:
+            key = (a, b) if a < b else (b, a)
+            pairs[key] = max(pairs.get(key, 0.0), float(similarity))
+        return [SimilarPair(a=a, b=b, similarity=sim) for (a, b), sim in pairs.items()]
+
+    def triple_attributes(self, ids: Collection[uuid.UUID]) -> dict[uuid.UUID, TripleAttributes]:
+        with self.db.connection() as conn:
+            rows = conn.execute(
+                "SELECT id, confidence, created_at FROM triples WHERE id = ANY(%s)", (list(ids),)
+            ).fetchall()
+        return {i: TripleAttributes(confidence=c, created_at=t) for i, c, t in rows}
+
+    def node_attributes(self, ids: Collection[uuid.UUID]) -> dict[uuid.UUID, NodeAttributes]:
+        with self.db.connection() as conn:
+            rows = conn.execute(
+                "SELECT n.id, n.name, (SELECT count(*) FROM triples t WHERE t.subject_id = n.id)"
+                " + (SELECT count(*) FROM triples t WHERE t.object_id = n.id)"
+                " FROM nodes n WHERE n.id = ANY(%s)", (list(ids),)
+            ).fetchall()
+        return {i: NodeAttributes(name=name, triples=count) for i, name, count in rows}
+
+    def apply_dedup(
+        self,
+        job_id: str | None,
+        triple_merges: Sequence[tuple[uuid.UUID, uuid.UUID, float]],
+        node_merges: Sequence[tuple[uuid.UUID, uuid.UUID, float]],
+    ) -> DedupSummary:
+        """In one transaction: fold semantically equal triples into their canonical one, merge
+        near-identical entities (names kept as aliases), then fold the triples those merges made
+        equal. Every merge is logged in dedup_merges. Each merge is (kept id, merged id, similarity)."""
+        job = uuid.UUID(job_id) if job_id else None
+        with self.db.connection() as conn, conn.transaction(), conn.cursor() as cur:
+            semantic = _merge_triples(cur, triple_merges, "semantic", job)
+            entities = _merge_nodes(cur, node_merges, job)
+            # Entities merged above can make two triples say the same thing: fold those too.
+            cur.execute(
+                "SELECT (array_agg(id ORDER BY confidence DESC, created_at, id))[1] AS kept, unnest(array_agg(id))"
+                " FROM triples GROUP BY type, subject_id, relation_id, object_id HAVING count(*) > 1"
+            )
+            exact_pairs = [(kept, merged, 1.0) for kept, merged in cur.fetchall() if kept != merged]
+            exact = _merge_triples(cur, exact_pairs, "exact", job)
+        return DedupSummary(triples_merged=semantic + exact, semantic=semantic, exact=exact,
+                            entities_merged=entities, candidate_pairs=len(triple_merges) + len(node_merges))
+
+    # -- reading ---------------------------------------------------------------------------------
+
     def stats(self) -> GraphStats:
         with self.db.connection() as conn:
             by_type = dict(conn.execute("SELECT type, count(*) FROM triples GROUP BY type").fetchall())
             kinds = dict(conn.execute("SELECT kind, count(*) FROM nodes GROUP BY kind").fetchall())
-            relations, documents, chunks, last_updated = conn.execute(
+            by_level = dict(conn.execute("SELECT level, count(*) FROM concepts GROUP BY level").fetchall())
+            relations, documents, chunks, merges, last_updated = conn.execute(
                 "SELECT (SELECT count(*) FROM relations), (SELECT count(*) FROM documents),"
-                " (SELECT count(*) FROM chunks), (SELECT max(updated_at) FROM documents)"
+                " (SELECT count(*) FROM chunks), (SELECT count(*) FROM dedup_merges),"
+                " greatest((SELECT max(updated_at) FROM documents), (SELECT max(created_at) FROM concepts),"
+                "          (SELECT max(merged_at) FROM dedup_merges))"
             ).fetchone()
         triples_by_type = {t.value: int(by_type.get(t.value, 0)) for t in ALL_TRIPLE_TYPES}
-        nodes = sum(kinds.values())
+        concepts_by_level = {level: int(by_level.get(level, 0)) for level in ("high", "medium", "low")}
+        triples = sum(triples_by_type.values())
+        concepts = sum(concepts_by_level.values())
         return GraphStats(
-            triples=sum(triples_by_type.values()),
+            triples=triples,
             triples_by_type=triples_by_type,
             entities=int(kinds.get("entity", 0)),
             events=int(kinds.get("event", 0)),
             emotions=int(kinds.get("emotion", 0)),
             relations=relations,
+            concepts=concepts,
+            concepts_by_level=concepts_by_level,
             documents=documents,
             chunks=chunks,
-            # Every node, relation and triple row carries its vector (NOT NULL).
-            vectors=nodes + relations + sum(triples_by_type.values()),
+            merges=merges,
+            # Every node, relation, triple and concept row carries its vector (NOT NULL).
+            vectors=sum(kinds.values()) + relations + triples + concepts,
             last_updated=last_updated,
         )
+
+    def iter_nodes(self) -> Iterator[ExportNode]:
+        with self.db.connection() as conn, conn.transaction(), conn.cursor(name="export_nodes") as cur:
+            cur.execute(
+                "SELECT n.id, n.kind, n.name, n.aliases,"
+                " coalesce((SELECT array_agg(c.level || ':' || c.name ORDER BY c.level, c.name)"
+                "  FROM conceptualizations e JOIN concepts c ON c.id = e.concept_id WHERE e.element_id = n.id), '{}')"
+                " FROM nodes n ORDER BY n.id"
+            )
+            for node_id, kind, name, aliases, concepts in cur:
+                yield ExportNode(id=node_id, kind=kind, name=name, aliases=aliases, concepts=concepts)
+
+    def iter_triples(self) -> Iterator[ExportTriple]:
+        with self.db.connection() as conn, conn.transaction(), conn.cursor(name="export_triples") as cur:
+            cur.execute(
+                "SELECT t.id, t.type, t.subject_id, t.subject, t.predicate, t.object_id, t.object, t.confidence,"
+                " array(SELECT DISTINCT d.source FROM triple_provenance p JOIN documents d ON d.id = p.document_id"
+                "       WHERE p.triple_id = t.id ORDER BY 1),"
+                " array(SELECT p.chunk_id FROM triple_provenance p WHERE p.triple_id = t.id ORDER BY 1)"
+                " FROM triples t ORDER BY t.id"
+            )
+            for row in cur:
+                yield ExportTriple(id=row[0], type=row[1], subject_id=row[2], subject=row[3], predicate=row[4],
+                                   object_id=row[5], object=row[6], confidence=row[7], sources=row[8], chunks=row[9])
 
 
 def _chunk_id(document_id: uuid.UUID, index: int) -> str:
     return f"{document_id}:{index}"
 
 
-def _copy_insert(
-    cur: psycopg.Cursor,
-    table: str,
-    columns: Sequence[str],
-    types: Sequence[str],
-    rows: Iterable[tuple],
-    on_conflict: str,
-) -> int:
-    """COPY rows into a temporary twin of `table`, then insert them with `on_conflict`; returns rows inserted."""
-    staging = f"staging_{table}"
-    cols = ", ".join(columns)
-    cur.execute(f"CREATE TEMP TABLE IF NOT EXISTS {staging} (LIKE {table} INCLUDING DEFAULTS) ON COMMIT DROP")
-    with cur.copy(f"COPY {staging} ({cols}) FROM STDIN (FORMAT BINARY)") as copy:
+def _stage(cur: psycopg.Cursor, table: str, columns: Sequence[str], types: Sequence[str], rows: Iterable[tuple]) -> None:
+    """COPY rows into `staging_<table>`, a temporary twin of `table` dropped at commit."""
+    cur.execute(f"CREATE TEMP TABLE staging_{table} (LIKE {table} INCLUDING DEFAULTS) ON COMMIT DROP")
+    with cur.copy(f"COPY staging_{table} ({', '.join(columns)}) FROM STDIN (FORMAT BINARY)") as copy:
         copy.set_types(list(types))
         for row in rows:
             copy.write_row(row)
+
+
+def _insert_staged(cur: psycopg.Cursor, table: str, key: str, on_conflict: str) -> int:
+    """Insert the staged rows (one per key) into `table`; returns how many rows were new."""
     # xmax = 0 only on a freshly inserted row version: it tells inserts from ON CONFLICT updates.
     cur.execute(
-        f"WITH written AS (INSERT INTO {table} ({cols}) SELECT {cols} FROM {staging} {on_conflict}"
-        f" RETURNING (xmax = 0) AS fresh) SELECT count(*) FILTER (WHERE fresh) FROM written"
+        f"WITH written AS (INSERT INTO {table} SELECT DISTINCT ON ({key}) * FROM staging_{table}"
+        f" ORDER BY {key} {on_conflict} RETURNING (xmax = 0) AS fresh)"
+        f" SELECT count(*) FILTER (WHERE fresh) FROM written"
     )
     (fresh,) = cur.fetchone()
-    cur.execute(f"DROP TABLE {staging}")
+    cur.execute(f"DROP TABLE staging_{table}")
     return int(fresh)
+
+
+def _follow_merges(cur: psycopg.Cursor) -> None:
+    """Staged rows that deduplication merged away earlier land on the rows that absorbed them."""
+    cur.execute(
+        "UPDATE staging_triples s SET id = m.redirect_to FROM dedup_merges m"
+        " WHERE m.kind = 'triple' AND m.merged_id = s.id"
+    )
+    cur.execute(
+        "UPDATE staging_triple_provenance s SET triple_id = m.redirect_to FROM dedup_merges m"
+        " WHERE m.kind = 'triple' AND m.merged_id = s.triple_id"
+    )
+    for end in ("subject_id", "object_id"):
+        cur.execute(
+            f"UPDATE staging_triples s SET {end} = m.redirect_to FROM dedup_merges m"
+            f" WHERE m.kind = 'node' AND m.merged_id = s.{end}"
+        )
+    cur.execute("DELETE FROM staging_nodes s USING dedup_merges m WHERE m.kind = 'node' AND m.merged_id = s.id")
+
+
+def _collect_unsupported(cur: psycopg.Cursor, candidates: str) -> dict[str, int]:
+    """Delete the candidate triples no provenance supports any more, then the nodes, relations,
+    concept edges and concepts left without anything that uses them. Vectors live on the rows."""
+    cur.execute(
+        f"CREATE TEMP TABLE gone_triples ON COMMIT DROP AS WITH d AS ("
+        f" DELETE FROM triples t USING {candidates} c WHERE t.id = c.id"
+        f" AND NOT EXISTS (SELECT 1 FROM triple_provenance p WHERE p.triple_id = t.id)"
+        f" RETURNING t.subject_id, t.relation_id, t.object_id) SELECT * FROM d"
+    )
+    triples = cur.execute("SELECT count(*) FROM gone_triples").fetchone()[0]
+    nodes = cur.execute(
+        "DELETE FROM nodes n WHERE n.id IN (SELECT subject_id FROM gone_triples UNION SELECT object_id FROM gone_triples)"
+        " AND NOT EXISTS (SELECT 1 FROM triples t WHERE t.subject_id = n.id)"
+        " AND NOT EXISTS (SELECT 1 FROM triples t WHERE t.object_id = n.id) RETURNING n.id"
+    ).fetchall()
+    relations = cur.execute(
+        "DELETE FROM relations r WHERE r.id IN (SELECT relation_id FROM gone_triples)"
+        " AND NOT EXISTS (SELECT 1 FROM triples t WHERE t.relation_id = r.id) RETURNING r.id"
+    ).fetchall()
+    gone_elements = [r[0] for r in nodes + relations]
+    edges = cur.execute(
+        "DELETE FROM conceptualizations WHERE element_id = ANY(%s) RETURNING concept_id", (gone_elements,)
+    ).fetchall()
+    concepts = cur.execute(
+        "DELETE FROM concepts c WHERE c.id = ANY(%s)"
+        " AND NOT EXISTS (SELECT 1 FROM conceptualizations e WHERE e.concept_id = c.id)",
+        (list({e[0] for e in edges}),),
+    ).rowcount
+    cur.execute("DROP TABLE gone_triples")
+    return {"triples": triples, "nodes": len(nodes), "relations": len(relations),
+            "concept_edges": len(edges), "concepts": concepts}
+
+
+def _merge_triples(
+    cur: psycopg.Cursor, merges: Sequence[tuple[uuid.UUID, uuid.UUID, float]], method: str, job: uuid.UUID | None
+) -> int:
+    """Fold each merged triple into the kept one: provenance moves, the best confidence stays, the
+    merge is logged, and the merged row (with its vector) is deleted."""
+    if not merges:
+        return 0
+    cur.execute("CREATE TEMP TABLE triple_merge (kept uuid, merged uuid PRIMARY KEY, similarity real) ON COMMIT DROP")
+    with cur.copy("COPY triple_merge FROM STDIN (FORMAT BINARY)") as copy:
+        copy.set_types(["uuid", "uuid", "float4"])
+        for row in merges:
+            copy.write_row(row)
+    # Only pairs whose both rows exist and whose kept row is not itself being merged.
+    cur.execute(
+        "DELETE FROM triple_merge m WHERE NOT EXISTS (SELECT 1 FROM triples t WHERE t.id = m.kept)"
+        " OR NOT EXISTS (SELECT 1 FROM triples t WHERE t.id = m.merged)"
+        " OR m.kept IN (SELECT merged FROM triple_merge)"
+    )
+    cur.execute(
+        "INSERT INTO triple_provenance (triple_id, chunk_id, document_id, job_id, confidence)"
+        " SELECT m.kept, p.chunk_id, p.document_id, p.job_id, p.confidence"
+        " FROM triple_merge m JOIN triple_provenance p ON p.triple_id = m.merged"
+        " ON CONFLICT (triple_id, chunk_id) DO NOTHING"
+    )
+    cur.execute(
+        "UPDATE triples k SET confidence = best.confidence FROM ("
+        " SELECT m.kept, max(t.confidence) AS confidence FROM triple_merge m JOIN triples t ON t.id = m.merged"
+        " GROUP BY m.kept) best WHERE k.id = best.kept AND k.confidence < best.confidence"
+    )
+    cur.execute(
+        "INSERT INTO dedup_merges (kind, kept_id, merged_id, redirect_to, similarity, method, merged_text, job_id)"
+        " SELECT 'triple', m.kept, m.merged, m.kept, m.similarity, %s, t.statement, %s"
+        " FROM triple_merge m JOIN triples t ON t.id = m.merged"
+        " ON CONFLICT (kind, merged_id) DO UPDATE SET redirect_to = EXCLUDED.redirect_to",
+        (method, job),
+    )
+    cur.execute(
+        "UPDATE dedup_merges d SET redirect_to = m.kept FROM triple_merge m"
+        " WHERE d.kind = 'triple' AND d.redirect_to = m.merged"
+    )
+    merged = cur.execute("DELETE FROM triples t USING triple_merge m WHERE t.id = m.merged").rowcount
+    cur.execute("DROP TABLE triple_merge")
+    return merged
+
+
+def _merge_nodes(
+    cur: psycopg.Cursor, merges: Sequence[tuple[uuid.UUID, uuid.UUID, float]], job: uuid.UUID | None
+) -> int:
+    """Merge each merged entity into the kept one: triples re-pointed, name kept as an alias,
+    concept edges moved, the merge logged, the merged node deleted."""
+    if not merges:
+        return 0
+    cur.execute("CREATE TEMP TABLE node_merge (kept uuid, merged uuid PRIMARY KEY, similarity real) ON COMMIT DROP")
+    with cur.copy("COPY node_merge FROM STDIN (FORMAT BINARY)") as copy:
+        copy.set_types(["uuid", "uuid", "float4"])
+        for row in merges:
+            copy.write_row(row)
+    cur.execute(
+        "DELETE FROM node_merge m WHERE NOT EXISTS (SELECT 1 FROM nodes n WHERE n.id = m.kept)"
+        " OR NOT EXISTS (SELECT 1 FROM nodes n WHERE n.id = m.merged)"
+        " OR m.kept IN (SELECT merged FROM node_merge)"
+    )
+    for end in ("subject_id", "object_id"):
+        cur.execute(f"UPDATE triples t SET {end} = m.kept FROM node_merge m WHERE t.{end} = m.merged")
+    cur.execute(
+        "WITH extra AS (SELECT m.kept, x.alias FROM node_merge m JOIN nodes n ON n.id = m.merged,"
+        "               unnest(array_append(n.aliases, n.name)) AS x(alias))"
+        " UPDATE nodes k SET aliases = (SELECT array_agg(DISTINCT a ORDER BY a) FROM"
+        "   (SELECT unnest(k.aliases) AS a UNION SELECT e.alias FROM extra e WHERE e.kept = k.id) names)"
+        " WHERE k.id IN (SELECT kept FROM node_merge)"
+    )
+    cur.execute(
+        "INSERT INTO conceptualizations (element_id, element_kind, concept_id, confidence, context_triples, job_id)"
+        " SELECT m.kept, e.element_kind, e.concept_id, e.confidence, e.context_triples, e.job_id"
+        " FROM node_merge m JOIN conceptualizations e ON e.element_id = m.merged ON CONFLICT DO NOTHING"
+    )
+    cur.execute("DELETE FROM conceptualizations e USING node_merge m WHERE e.element_id = m.merged")
+    cur.execute(
+        "INSERT INTO dedup_merges (kind, kept_id, merged_id, redirect_to, similarity, method, merged_text, job_id)"
+        " SELECT 'node', m.kept, m.merged, m.kept, m.similarity, 'semantic', n.name, %s"
+        " FROM node_merge m JOIN nodes n ON n.id = m.merged"
+        " ON CONFLICT (kind, merged_id) DO UPDATE SET redirect_to = EXCLUDED.redirect_to",
+        (job,),
+    )
+    cur.execute(
+        "UPDATE dedup_merges d SET redirect_to = m.kept FROM node_merge m WHERE d.kind = 'node' AND d.redirect_to = m.merged"
+    )
+    merged = cur.execute("DELETE FROM nodes n USING node_merge m WHERE n.id = m.merged").rowcount
+    cur.execute("DROP TABLE node_merge")
+    return merged

@@ -39,6 +39,11 @@ class Ledger(Protocol):
         """A chunk's outcome; recording the same chunk again replaces it, counters stay exact."""
         ...
 
+    def record_usage(self, job_id: str, stage: Stage, usage: LlmUsage) -> None:
+        """A stage's LLM usage (stages after EXTRACT, whose usage comes per chunk); recording it
+        again replaces it. The job's total is the chunks' usage plus every stage's."""
+        ...
+
     def set_stage(self, job_id: str, stage: Stage, counts: dict[str, object] | None = None) -> None: ...
 
     def finish(

@@ -65,14 +65,24 @@ class PostgresLedger:
             rows = conn.execute("SELECT status, llm FROM job_chunks WHERE job_id = %s", (job,)).fetchall()
             done = sum(status != ChunkStatus.PENDING for status, _ in rows)
             failed = sum(status in _FAILED_STATES for status, _ in rows)
-            llm = LlmUsage()
-            for _, chunk_usage in rows:
-                llm = llm.add(LlmUsage.model_validate(chunk_usage))
             conn.execute(
                 "UPDATE jobs SET chunks_done = %s, chunks_failed = %s, progress = GREATEST(progress, %s),"
                 " llm = %s, updated_at = now() WHERE id = %s",
-                (done, failed, extract_progress(done, total), Jsonb(llm.model_dump()), job),
+                (done, failed, extract_progress(done, total),
+                 Jsonb(_total(_usage_by_stage(conn, job, [llm for _, llm in rows])).model_dump()), job),
             )
+
+    def record_usage(self, job_id: str, stage: Stage, usage: LlmUsage) -> None:
+        job = _uuid(job_id)
+        with self.db.connection() as conn, conn.transaction():
+            conn.execute("SELECT 1 FROM jobs WHERE id = %s FOR UPDATE", (job,))
+            conn.execute(
+                "INSERT INTO job_stage_llm (job_id, stage, llm) VALUES (%s, %s, %s)"
+                " ON CONFLICT (job_id, stage) DO UPDATE SET llm = EXCLUDED.llm, updated_at = now()",
+                (job, stage.value, Jsonb(usage.model_dump())),
+            )
+            conn.execute("UPDATE jobs SET llm = %s, updated_at = now() WHERE id = %s",
+                         (Jsonb(_total(_usage_by_stage(conn, job)).model_dump()), job))
 
     def set_stage(self, job_id: str, stage: Stage, counts: dict[str, object] | None = None) -> None:
         with self.db.connection() as conn:
@@ -98,13 +108,14 @@ class PostgresLedger:
             row = cur.execute("SELECT * FROM jobs WHERE id = %s", (job,)).fetchone()
             if row is None:
                 raise NotFound(f"no job {job_id}")
+            by_stage = _usage_by_stage(conn, job)
             chunks = []
             if with_chunks:
                 chunks = cur.execute(
                     "SELECT idx AS index, status, error, triples FROM job_chunks WHERE job_id = %s ORDER BY idx",
                     (job,),
                 ).fetchall()
-        return _record(row, chunks)
+        return _record(row, chunks, by_stage)
 
     def list_jobs(self, limit: int = 20) -> list[JobRecord]:
         with self.db.connection() as conn, conn.cursor(row_factory=dict_row) as cur:
@@ -112,7 +123,26 @@ class PostgresLedger:
         return [_record(r, []) for r in rows]
 
 
-def _record(row: dict, chunks: list[dict]) -> JobRecord:
+def _usage_by_stage(conn, job: uuid.UUID, chunk_llm: list | None = None) -> dict[str, LlmUsage]:
+    """EXTRACT from the chunk rows (unless the caller has read them), the later stages from
+    job_stage_llm; stages without usage left out."""
+    usage: dict[str, LlmUsage] = {}
+    if chunk_llm is None:
+        chunk_llm = [r[0] for r in conn.execute("SELECT llm FROM job_chunks WHERE job_id = %s", (job,))]
+    stage_rows = conn.execute("SELECT stage, llm FROM job_stage_llm WHERE job_id = %s", (job,)).fetchall()
+    for stage, llm in [(Stage.EXTRACT.value, c) for c in chunk_llm] + [tuple(r) for r in stage_rows]:
+        usage[stage] = usage.get(stage, LlmUsage()).add(LlmUsage.model_validate(llm or {}))
+    return {stage: u for stage, u in usage.items() if u != LlmUsage()}
+
+
+def _total(by_stage: dict[str, LlmUsage]) -> LlmUsage:
+    total = LlmUsage()
+    for usage in by_stage.values():
+        total = total.add(usage)
+    return total
+
+
+def _record(row: dict, chunks: list[dict], by_stage: dict[str, LlmUsage] | None = None) -> JobRecord:
     return JobRecord(
         job_id=str(row["id"]),
         source=row["source"],
@@ -125,6 +155,7 @@ def _record(row: dict, chunks: list[dict]) -> JobRecord:
         chunks_failed=row["chunks_failed"],
         counts=row["counts"] or {},
         llm=LlmUsage.model_validate(row["llm"] or {}),
+        llm_by_stage=by_stage or {},
         error=row["error"],
         created_at=row["created_at"],
         updated_at=row["updated_at"],

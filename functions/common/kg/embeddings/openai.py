@@ -1,0 +1,63 @@
+"""OpenAI embeddings through the shared LLM client: batched, retried, L2-normalised float32.
+
+The graph store records `model` and `dimensions` (kg_meta) and refuses a store opened with
+either changed, so vectors of two spaces are never mixed.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Sequence
+
+import numpy as np
+
+from kg.errors import ProviderUnavailable
+from kg.llm.client import LlmClient
+from kg.llm.pricing import Prices, estimate_cost
+from kg.models import LlmUsage
+
+NATIVE_DIMENSIONS = {
+    "text-embedding-3-small": 1536,
+    "text-embedding-3-large": 3072,
+    "text-embedding-ada-002": 1536,
+}
+
+
+class OpenAiEmbedder:
+    def __init__(
+        self,
+        llm: LlmClient,
+        model: str = "text-embedding-3-small",
+        dimensions: int | None = None,
+        batch_size: int = 128,
+        prices: Prices | None = None,
+    ):
+        native = NATIVE_DIMENSIONS.get(model)
+        if dimensions is None and native is None:
+            raise ProviderUnavailable(f"the dimension of {model!r} is unknown: set KG_EMBEDDING_DIMENSIONS")
+        self.llm, self.batch_size, self.prices = llm, batch_size, prices or {}
+        self.api_model = model
+        self.dimensions = dimensions or native
+        # Ask for a dimension only when it is not the native one: older models reject the parameter.
+        self._requested = dimensions if dimensions and dimensions != native else None
+        self.model = model
+        self.usage = LlmUsage()  # what this embedder has cost so far, for the STORE stage's account
+        self._lock = threading.Lock()
+
+    def embed(self, texts: Sequence[str]) -> np.ndarray:
+        out = np.empty((len(texts), self.dimensions), dtype=np.float32)
+        for begin in range(0, len(texts), self.batch_size):
+            batch = [t if t.strip() else " " for t in texts[begin : begin + self.batch_size]]  # "" is refused
+            reply = self.llm.embed(self.api_model, batch, self._requested)
+            if reply.vectors.shape != (len(batch), self.dimensions):
+                raise ProviderUnavailable(
+                    f"{self.api_model} returned vectors of shape {reply.vectors.shape}, "
+                    f"expected {(len(batch), self.dimensions)}"
+                )
+            out[begin : begin + len(batch)] = reply.vectors
+            with self._lock:
+                self.usage = self.usage.add(LlmUsage(
+                    calls=1, input_tokens=reply.input_tokens,
+                    cost_usd=estimate_cost(self.api_model, reply.input_tokens, 0, self.prices),
+                ))
+        return out / np.maximum(np.linalg.norm(out, axis=1, keepdims=True), 1e-12)

@@ -1,0 +1,88 @@
+"""Concepts (stage 2) on a real PostgreSQL: three levels, idempotent, one conceptualization per element."""
+
+from __future__ import annotations
+
+from kg.documents import decode_document
+from kg.engine.local import ingest
+from kg.models import ConceptBatch
+from kg.stages import generate_concepts
+from tests.integration.conftest import table_counts
+from tests.support.extractors import FactsExtractor, fact
+
+MARIE = "Marie Curie"
+TEXT_A = "Marie Curie discovered radium in Paris. Marie Curie married Pierre Curie."
+TEXT_B = "Marie Curie founded the Radium Institute. Marie Curie won the Nobel Prize."
+FACTS = [fact(MARIE, "discovered", "radium"), fact(MARIE, "married", "Pierre Curie"),
+         fact(MARIE, "founded", "Radium Institute"), fact(MARIE, "won", "Nobel Prize")]
+
+
+class CountingConceptualizer:
+    """Wraps a conceptualizer and remembers every element it was asked about."""
+
+    def __init__(self, inner):
+        self.inner = inner
+        self.name = inner.name
+        self.seen: list[str] = []
+
+    def conceptualize(self, elements) -> ConceptBatch:
+        self.seen.extend(e.name for e in elements)
+        return self.inner.conceptualize(elements)
+
+
+def doc(text: str, source: str):
+    return decode_document(text.encode(), source, 10_000)
+
+
+def test_concepts_have_all_three_levels_with_vectors_and_edges(make_ports, settings):
+    ports = make_ports(FactsExtractor(FACTS))
+    report = ingest(doc(TEXT_A, "a"), ports, settings)
+    assert report.concepts is not None and report.concepts.concepts_new > 0
+    stats = ports.graph.stats()
+    assert all(stats.concepts_by_level[level] > 0 for level in ("high", "medium", "low"))
+    with ports.db.connection() as conn:
+        person = conn.execute(
+            "SELECT c.level, c.name FROM conceptualizations e JOIN concepts c ON c.id = e.concept_id"
+            " JOIN nodes n ON n.id = e.element_id WHERE n.name = %s ORDER BY c.level", (MARIE,)
+        ).fetchall()
+        unmarked = conn.execute("SELECT count(*) FROM nodes WHERE conceptualized_at IS NULL").fetchone()[0]
+        contexts = conn.execute("SELECT min(cardinality(context_triples)) FROM conceptualizations").fetchone()[0]
+    assert ("high", "person") in person
+    assert unmarked == 0
+    assert contexts >= 1  # each edge remembers the triples that gave the element its context
+
+
+def test_generating_concepts_again_adds_nothing(make_ports, settings):
+    ports = make_ports(FactsExtractor(FACTS))
+    report = ingest(doc(TEXT_A, "a"), ports, settings)
+    before = table_counts(ports)
+    again = generate_concepts(report.job_id, report.document_id, ports.conceptualizer, ports.embedder,
+                              ports.graph, ports.ledger)
+    assert again.elements == 0 and again.concepts_new == 0
+    assert table_counts(ports) == before
+
+
+def test_an_element_shared_by_two_documents_is_conceptualized_once(make_ports, settings, conceptualizer):
+    counting = CountingConceptualizer(conceptualizer)
+    ports = make_ports(FactsExtractor(FACTS))
+    ports.conceptualizer = counting
+    ingest(doc(TEXT_A, "a"), ports, settings)
+    ingest(doc(TEXT_B, "b"), ports, settings)
+    assert counting.seen.count(MARIE) == 1
+    assert "Radium Institute" in counting.seen and "radium" in counting.seen
+
+
+def test_a_failing_concept_batch_leaves_the_job_partial_and_its_elements_for_later(make_ports, settings):
+    class Broken:
+        name = "broken"
+
+        def conceptualize(self, elements):
+            raise RuntimeError("model unavailable")
+
+    ports = make_ports(FactsExtractor(FACTS))
+    ports.conceptualizer = Broken()
+    report = ingest(doc(TEXT_A, "a"), ports, settings)
+    assert report.status.value == "PARTIAL" and "concepts" in report.error
+    assert report.triples["total"] == 4
+    assert report.concepts.failed_batches == 1 and report.concepts.elements == 0
+    with ports.db.connection() as conn:
+        assert conn.execute("SELECT count(*) FROM nodes WHERE conceptualized_at IS NULL").fetchone()[0] == 5

@@ -1,0 +1,319 @@
+"""A fake OpenAI-compatible HTTP server on 127.0.0.1 that the official `openai` client talks to.
+
+It answers POST /v1/chat/completions and /v1/embeddings. By default a chat request gets a valid,
+grounded reply built from the request itself (triples between consecutive capitalised words of
+the user text, in the shape the request's json_schema names), embeddings are deterministic
+vectors seeded by the text. Tests script exceptions with `on(match, reply, times)`: a status
+(429 with Retry-After, 500), a delay (a timeout is a delay past the client's timeout), raw
+content (malformed JSON), or a body. It records every request it received and the token usage
+it reported, so tests assert on what really reached it.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import re
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+import numpy as np
+
+TYPES = ("ENTITY_ENTITY", "ENTITY_EVENT", "EVENT_EVENT", "EMOTIONAL_CONTEXT")
+
+
+@dataclass
+class Received:
+    path: str
+    body: dict[str, Any]
+    at: float  # time.monotonic() on arrival
+
+    @property
+    def schema_name(self) -> str | None:
+        fmt = self.body.get("response_format") or {}
+        return (fmt.get("json_schema") or {}).get("name")
+
+    @property
+    def triple_type(self) -> str | None:
+        """The extraction type a request is for (per_type), 'ALL' (combined), or None."""
+        name = self.schema_name or ""
+        if name.startswith("ALL_TYPES"):
+            return "ALL"
+        return next((t for t in TYPES if name.startswith(t)), None)
+
+    def message(self, role: str) -> str:
+        return next((m["content"] for m in self.body.get("messages", []) if m.get("role") == role), "")
+
+
+@dataclass
+class Reply:
+    status: int = 200
+    headers: dict[str, str] = field(default_factory=dict)
+    delay_s: float = 0.0
+    content: str | None = None  # chat: the message content as is (e.g. malformed JSON)
+    data: dict[str, Any] | None = None  # chat: the JSON object to return as content
+    body: dict[str, Any] | None = None  # the whole response body
+
+
+@dataclass
+class _Rule:
+    match: Callable[[Received], bool]
+    reply: Callable[[Received], Reply]
+    times: int | None  # None: forever
+
+
+def capitalised_pairs(text: str) -> list[dict[str, Any]]:
+    words = re.findall(r"\b[A-Z][a-z]{2,}\b", text)
+    return [{"subject": a, "predicate": "related to", "object": b, "confidence": 0.8}
+            for a, b in zip(words, words[1:]) if a != b]
+
+
+def default_chat_data(request: Received) -> dict[str, Any]:
+    text = request.message("user")
+    kind = request.triple_type
+    if kind == "ALL":
+        return {t.lower(): capitalised_pairs(text) for t in TYPES}
+    if kind is not None:
+        return {"triples": capitalised_pairs(text)}
+    if request.schema_name == "concepts":
+        numbers = [int(n) for n in re.findall(r"^(\d+)\. ", text, re.MULTILINE)]
+        return {"elements": [{"element": n, "concepts": [
+            {"phrase": "thing", "level": "high", "confidence": 0.9},
+            {"phrase": f"kind {n}", "level": "medium", "confidence": 0.8},
+            {"phrase": f"sort {n}", "level": "low", "confidence": 0.7},
+        ]} for n in numbers]}
+    return {}
+
+
+def fake_vector(text: str, dimensions: int) -> np.ndarray:
+    seed = int.from_bytes(hashlib.sha256(text.encode()).digest()[:8], "little")
+    return np.random.default_rng(seed).standard_normal(dimensions).astype(np.float32)
+
+
+class FakeOpenAI:
+    def __init__(self, latency_s: float = 0.0):
+        self.latency_s = latency_s
+        self.requests: list[Received] = []
+        self._statuses: list[int] = []  # the status each request was answered with
+        self.prompt_tokens = 0  # chat usage it reported, summed over the 200 replies
+        self.completion_tokens = 0
+        self.embedding_tokens = 0
+        self.ok_chat = 0  # chat requests answered 200
+        self.rate_per_minute: float | None = None  # beyond it: 429 with Retry-After
+        self._bucket = 0.0
+        self._bucket_at = time.monotonic()
+        self._rules: list[_Rule] = []
+        self._lock = threading.Lock()
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
+        self._server.daemon_threads = True
+        self._thread = threading.Thread(target=self._server.serve_forever, name="fake-openai", daemon=True)
+
+    # -- lifecycle ---------------------------------------------------------------------------
+    def start(self) -> FakeOpenAI:
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+
+    def __enter__(self) -> FakeOpenAI:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    @property
+    def url(self) -> str:
+        host, port = self._server.server_address[:2]
+        return f"http://{host}:{port}/v1"
+
+    # -- scripting ---------------------------------------------------------------------------
+    def on(self, match: Callable[[Received], bool], reply: Reply | Callable[[Received], Reply],
+           times: int | None = None) -> None:
+        """For requests matching `match`, reply with `reply` (at most `times` times); first rule wins."""
+        make = reply if callable(reply) else (lambda _request, r=reply: r)
+        with self._lock:
+            self._rules.append(_Rule(match, make, times))
+
+    def rate_limit(self, per_minute: float) -> None:
+        """A token bucket of one second's worth: requests beyond the rate get 429 with Retry-After-Ms."""
+        with self._lock:
+            self.rate_per_minute = per_minute
+            self._bucket, self._bucket_at = self._capacity(), time.monotonic()
+
+    def chat_requests(self, triple_type: str | None = None) -> list[Received]:
+        with self._lock:
+            chats = [r for r in self.requests if r.path.endswith("/chat/completions")]
+        return chats if triple_type is None else [r for r in chats if r.triple_type == triple_type]
+
+    def embedding_requests(self) -> list[Received]:
+        with self._lock:
+            return [r for r in self.requests if r.path.endswith("/embeddings")]
+
+    def stats(self) -> dict[str, Any]:
+        with self._lock:
+            return {
+                "chat": [{"at": r.at, "type": r.triple_type, "status": status, "messages": r.body.get("messages")}
+                         for r, status in zip(self.requests, self._statuses) if r.path.endswith("/chat/completions")],
+                "embeddings": sum(r.path.endswith("/embeddings") for r in self.requests),
+                "ok_chat": self.ok_chat, "prompt_tokens": self.prompt_tokens,
+                "completion_tokens": self.completion_tokens, "embedding_tokens": self.embedding_tokens,
+            }
+
+    # -- serving -----------------------------------------------------------------------------
+    def _capacity(self) -> float:
+        return max(1.0, (self.rate_per_minute or 0) / 60)
+
+    def _admit(self) -> float | None:
+        """None when the rate allows the request now, else seconds until it would."""
+        if self.rate_per_minute is None:
+            return None
+        rate = self.rate_per_minute / 60
+        now = time.monotonic()
+        self._bucket = min(self._capacity(), self._bucket + (now - self._bucket_at) * rate)
+        self._bucket_at = now
+        if self._bucket >= 1:
+            self._bucket -= 1
+            return None
+        return (1 - self._bucket) / rate
+
+    def _decide(self, request: Received) -> Reply:
+        with self._lock:
+            reply = self._choose(request)
+            self.requests.append(request)
+            self._statuses.append(reply.status)
+        return reply
+
+    def _choose(self, request: Received) -> Reply:
+        wait = self._admit()
+        if wait is not None:
+            return Reply(status=429, headers={"Retry-After-Ms": str(int(wait * 1000) + 1),
+                                              "Retry-After": str(int(wait + 0.999))})
+        for rule in self._rules:
+            if (rule.times is None or rule.times > 0) and rule.match(request):
+                if rule.times is not None:
+                    rule.times -= 1
+                return rule.reply(request)
+        return Reply()
+
+    def _respond(self, request: Received) -> tuple[int, dict[str, str], bytes]:
+        reply = self._decide(request)
+        time.sleep(self.latency_s + reply.delay_s)
+        if reply.status != 200:
+            error = {"error": {"message": f"fake error {reply.status}", "type": "fake", "code": str(reply.status)}}
+            return reply.status, reply.headers, json.dumps(error).encode()
+        if reply.body is not None:
+            body = reply.body
+        elif request.path.endswith("/embeddings"):
+            body = self._embeddings(request)
+        else:
+            body = self._chat(request, reply)
+        return 200, reply.headers, json.dumps(body).encode()
+
+    def _chat(self, request: Received, reply: Reply) -> dict[str, Any]:
+        content = reply.content if reply.content is not None else json.dumps(reply.data or default_chat_data(request))
+        prompt = sum(len(m.get("content", "")) for m in request.body.get("messages", [])) // 4 + 7
+        completion = len(content) // 4 + 1
+        with self._lock:
+            self.prompt_tokens += prompt
+            self.completion_tokens += completion
+            self.ok_chat += 1
+        return {
+            "id": f"chatcmpl-{len(self.requests)}", "object": "chat.completion", "created": int(time.time()),
+            "model": request.body.get("model", "fake"),
+            "choices": [{"index": 0, "finish_reason": "stop", "logprobs": None,
+                         "message": {"role": "assistant", "content": content, "refusal": None}}],
+            "usage": {"prompt_tokens": prompt, "completion_tokens": completion, "total_tokens": prompt + completion},
+        }
+
+    def _embeddings(self, request: Received) -> dict[str, Any]:
+        inputs = request.body["input"]
+        inputs = [inputs] if isinstance(inputs, str) else inputs
+        dimensions = request.body.get("dimensions") or 1536
+        base64_out = request.body.get("encoding_format") == "base64"
+        data = []
+        for i, text in enumerate(inputs):
+            vector = fake_vector(text, dimensions)
+            embedding: Any = base64.b64encode(vector.tobytes()).decode() if base64_out else vector.tolist()
+            data.append({"object": "embedding", "index": i, "embedding": embedding})
+        tokens = sum(len(t) // 4 + 1 for t in inputs)
+        with self._lock:
+            self.embedding_tokens += tokens
+        return {"object": "list", "data": data, "model": request.body.get("model"),
+                "usage": {"prompt_tokens": tokens, "total_tokens": tokens}}
+
+    def _handler(self) -> type[BaseHTTPRequestHandler]:
+        fake = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+            # Headers and body go out in two writes; with Nagle on, the body waits for the
+            # client's delayed ACK (~40 ms), which would dwarf what the benchmarks measure.
+            disable_nagle_algorithm = True
+
+            def do_POST(self) -> None:  # noqa: N802 (the http.server API)
+                length = int(self.headers.get("Content-Length") or 0)
+                body = json.loads(self.rfile.read(length) or b"{}")
+                status, headers, payload = fake._respond(Received(self.path, body, time.monotonic()))
+                try:
+                    self.send_response(status)
+                    self.send_header("Content-Type", "application/json")
+                    self.send_header("Content-Length", str(len(payload)))
+                    for name, value in headers.items():
+                        self.send_header(name, value)
+                    self.end_headers()
+                    self.wfile.write(payload)
+                except (BrokenPipeError, ConnectionResetError):
+                    pass  # the client gave up (its timeout): nothing to answer
+
+            def do_GET(self) -> None:  # noqa: N802
+                """GET /_stats: what it received, for a caller in another process (the benchmarks)."""
+                payload = json.dumps(fake.stats()).encode()
+                self.send_response(200)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(payload)))
+                self.end_headers()
+                self.wfile.write(payload)
+
+            def log_message(self, format: str, *args: Any) -> None:
+                pass
+
+        return Handler
+
+
+def free_port_refusing_connections() -> str:
+    """A base URL on 127.0.0.1 where nothing listens (connection refused)."""
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    return f"http://127.0.0.1:{port}/v1"
+
+
+def main() -> None:
+    """Serve in this process until killed: `python -m tests.support.fake_openai --latency 0.2 --rate 600`.
+
+    Prints its base URL on the first line of stdout. The benchmarks run it in its own process, so
+    its CPU does not compete with the client's for the GIL."""
+    import argparse
+
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--latency", type=float, default=0.0)
+    parser.add_argument("--rate", type=float, default=None, help="requests per minute before 429s")
+    args = parser.parse_args()
+    fake = FakeOpenAI(latency_s=args.latency)
+    if args.rate:
+        fake.rate_limit(args.rate)
+    print(fake.url, flush=True)
+    fake._server.serve_forever()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,95 @@
+"""Prompts, strict schemas, cache keys, grounding, pricing and provider settings: pure functions."""
+
+from __future__ import annotations
+
+import pytest
+
+from kg.extraction.openai import grounded_in
+from kg.llm.cache import cache_key
+from kg.llm.pricing import estimate_cost
+from kg.llm.prompts import COMBINED_PROMPT, CONCEPT_PROMPT, TYPE_PROMPTS
+from kg.llm.schemas import CombinedExtraction, ConceptReply, TypeExtraction, strict_schema
+from kg.models import TripleType
+from kg.normalize import normalise
+from kg.settings import Settings
+
+
+def objects(node):
+    if isinstance(node, dict):
+        if node.get("type") == "object":
+            yield node
+        for value in node.values():
+            yield from objects(value)
+    elif isinstance(node, list):
+        for value in node:
+            yield from objects(value)
+
+
+@pytest.mark.parametrize("model", [TypeExtraction, CombinedExtraction, ConceptReply])
+def test_strict_schemas_close_every_object_and_require_every_property(model):
+    schema = strict_schema(model)
+    found = list(objects(schema))
+    assert len(found) >= 2
+    for obj in found:
+        assert obj["additionalProperties"] is False
+        assert obj["required"] == list(obj["properties"])
+    text = str(schema)
+    assert "minLength" not in text and "maximum" not in text and "title" not in text
+
+
+@pytest.mark.parametrize("triple_type", list(TripleType))
+def test_each_type_prompt_names_its_own_type_only(triple_type):
+    prompt = TYPE_PROMPTS[triple_type]
+    assert triple_type.value in prompt.system and triple_type.value in prompt.name
+    assert all(other.value not in prompt.system for other in TripleType if other is not triple_type)
+    assert "undefined" not in prompt.system and "Example" in prompt.system
+    assert prompt.response_format["json_schema"]["strict"] is True
+
+
+def test_the_combined_prompt_names_every_type():
+    assert all(t.value in COMBINED_PROMPT.system for t in TripleType)
+
+
+def test_prompt_versions_differ_and_follow_the_text():
+    prompts = [*TYPE_PROMPTS.values(), COMBINED_PROMPT, CONCEPT_PROMPT]
+    assert len({p.version for p in prompts}) == len(prompts)
+
+
+def test_the_cache_key_changes_with_each_of_its_parts():
+    base = ("gpt-4o-mini", "1.abc", "per_type", "ENTITY_ENTITY", "Marie Curie")
+    keys = {cache_key(*base)}
+    for i, other in enumerate(("gpt-4o", "1.abd", "combined", "EVENT_EVENT", "Marie Curie.")):
+        keys.add(cache_key(*base[:i], other, *base[i + 1:]))
+    assert len(keys) == 6 and cache_key(*base) == cache_key(*base)
+
+
+def test_grounding_is_whole_words_after_normalisation():
+    text = normalise("The  Nobel Prize in Physics went to Marie Curie, who was devastated.")
+    assert grounded_in("the nobel prize", text)
+    assert grounded_in("MARIE CURIE", text)
+    assert grounded_in("devastated.", text)
+    assert not grounded_in("Marie Cur", text)
+    assert not grounded_in("Napoleon", text)
+    assert not grounded_in("...", text)
+
+
+def test_cost_uses_the_longest_matching_price_and_zero_for_unknown_models():
+    prices = {"gpt-4o": (2.5, 10.0), "gpt-4o-mini": (0.15, 0.6)}
+    assert estimate_cost("gpt-4o-mini-2024-07-18", 1_000_000, 1_000_000, prices) == pytest.approx(0.75)
+    assert estimate_cost("gpt-4o", 1000, 0, prices) == pytest.approx(0.0025)
+    assert estimate_cost("llama-3", 1000, 1000, prices) == 0.0
+
+
+def test_the_provider_is_openai_when_a_key_is_set_and_offline_otherwise(monkeypatch):
+    for name in ("OPENAI_API_KEY", "OPENAI_BASE_URL", "KG_LLM_PROVIDER", "KG_EMBEDDING_PROVIDER"):
+        monkeypatch.delenv(name, raising=False)
+    assert (Settings().llm_provider, Settings().embedding_provider) == ("offline", "offline")
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-test")
+    monkeypatch.setenv("OPENAI_BASE_URL", "http://localhost:4000/v1")
+    settings = Settings()
+    assert (settings.llm_provider, settings.embedding_provider) == ("openai", "openai")
+    assert settings.openai_base_url == "http://localhost:4000/v1"
+    assert settings.openai_api_key.get_secret_value() == "sk-test"
+    monkeypatch.setenv("KG_LLM_PROVIDER", "offline")
+    monkeypatch.setenv("KG_EMBEDDING_PROVIDER", "openai")
+    assert (Settings().llm_provider, Settings().embedding_provider) == ("offline", "openai")
