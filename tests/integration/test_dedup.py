@@ -59,7 +59,11 @@ def test_planted_near_duplicates_merge_and_distinct_facts_stay(make_ports, setti
             (triple_id("ENTITY_ENTITY", "Marie Curie", "discovered", "element radium"),),
         ).fetchone()[0]
         log = conn.execute("SELECT kind, method, merged_text, similarity, job_id::text FROM dedup_merges").fetchall()
+        unused_nodes = conn.execute(
+            "SELECT count(*) FROM nodes n WHERE NOT EXISTS (SELECT 1 FROM triples t"
+            " WHERE n.id IN (t.subject_id, t.object_id))").fetchone()[0]
     assert sources == ["a", "b"]  # the merged triple's provenance moved to the canonical one
+    assert unused_nodes == 0  # "radium", used only by the merged wording, went with it
     assert log == [("triple", "semantic", "Marie Curie discovered radium", pytest.approx(log[0][3]), report.job_id)]
     assert log[0][3] >= 0.85
 

@@ -451,6 +451,12 @@ def _collect_unsupported(cur: psycopg.Cursor, candidates: str) -> dict[str, int]
         f" RETURNING t.subject_id, t.relation_id, t.object_id) SELECT * FROM d"
     )
     triples = cur.execute("SELECT count(*) FROM gone_triples").fetchone()[0]
+    return {"triples": triples, **_collect_unused_elements(cur)}
+
+
+def _collect_unused_elements(cur: psycopg.Cursor) -> dict[str, int]:
+    """The nodes and relations of the triples in `gone_triples` that no triple uses any more go,
+    with their concept edges and the concepts left without edges; `gone_triples` is dropped."""
     nodes = cur.execute(
         "DELETE FROM nodes n WHERE n.id IN (SELECT subject_id FROM gone_triples UNION SELECT object_id FROM gone_triples)"
         " AND NOT EXISTS (SELECT 1 FROM triples t WHERE t.subject_id = n.id)"
@@ -460,6 +466,7 @@ def _collect_unsupported(cur: psycopg.Cursor, candidates: str) -> dict[str, int]
         "DELETE FROM relations r WHERE r.id IN (SELECT relation_id FROM gone_triples)"
         " AND NOT EXISTS (SELECT 1 FROM triples t WHERE t.relation_id = r.id) RETURNING r.id"
     ).fetchall()
+    cur.execute("DROP TABLE gone_triples")
     gone_elements = [r[0] for r in nodes + relations]
     edges = cur.execute(
         "DELETE FROM conceptualizations WHERE element_id = ANY(%s) RETURNING concept_id", (gone_elements,)
@@ -469,9 +476,7 @@ def _collect_unsupported(cur: psycopg.Cursor, candidates: str) -> dict[str, int]
         " AND NOT EXISTS (SELECT 1 FROM conceptualizations e WHERE e.concept_id = c.id)",
         (list({e[0] for e in edges}),),
     ).rowcount
-    cur.execute("DROP TABLE gone_triples")
-    return {"triples": triples, "nodes": len(nodes), "relations": len(relations),
-            "concept_edges": len(edges), "concepts": concepts}
+    return {"nodes": len(nodes), "relations": len(relations), "concept_edges": len(edges), "concepts": concepts}
 
 
 def _merge_triples(
@@ -514,7 +519,14 @@ def _merge_triples(
         "UPDATE dedup_merges d SET redirect_to = m.kept FROM triple_merge m"
         " WHERE d.kind = 'triple' AND d.redirect_to = m.merged"
     )
-    merged = cur.execute("DELETE FROM triples t USING triple_merge m WHERE t.id = m.merged").rowcount
+    cur.execute(
+        "CREATE TEMP TABLE gone_triples ON COMMIT DROP AS WITH d AS ("
+        " DELETE FROM triples t USING triple_merge m WHERE t.id = m.merged"
+        " RETURNING t.subject_id, t.relation_id, t.object_id) SELECT * FROM d"
+    )
+    merged = cur.execute("SELECT count(*) FROM gone_triples").fetchone()[0]
+    # An event or entity only the merged wording used ("Marie travelled") has nothing left to say.
+    _collect_unused_elements(cur)
     cur.execute("DROP TABLE triple_merge")
     return merged
 
