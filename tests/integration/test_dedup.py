@@ -63,7 +63,7 @@ def test_planted_near_duplicates_merge_and_distinct_facts_stay(make_ports, setti
             "SELECT count(*) FROM nodes n WHERE NOT EXISTS (SELECT 1 FROM triples t"
             " WHERE n.id IN (t.subject_id, t.object_id))").fetchone()[0]
     assert sources == ["a", "b"]  # the merged triple's provenance moved to the canonical one
-    assert unused_nodes == 0  # "radium", used only by the merged wording, went with it
+    assert unused_nodes == 0  # a node only the merged wording used goes with it
     assert log == [("triple", "semantic", "Marie Curie discovered radium", pytest.approx(log[0][3]), report.job_id)]
     assert log[0][3] >= 0.85
 
