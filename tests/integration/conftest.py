@@ -87,6 +87,8 @@ def openai_settings(settings: Settings, fake_openai) -> Settings:
         "llm_provider": "openai", "embedding_provider": "openai", "openai_api_key": SecretStr("test"),
         "openai_base_url": fake_openai.url, "embedding_dimensions": 64, "llm_timeout_s": 10.0,
         "llm_backoff_base_s": 0.001, "llm_backoff_max_s": 0.01, "llm_breaker_cooldown_s": 600.0,
+        # Extraction tests count chat requests; the concepts stage's own calls are tested on their own.
+        "concepts": False,
     })
 
 

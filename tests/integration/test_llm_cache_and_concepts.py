@@ -74,3 +74,28 @@ def test_conceptualize_drops_invalid_items_and_unknown_elements(openai_settings,
     result = conceptualize(LlmClient.from_settings(openai_settings), MemoryLlmCache(), "gpt-4o-mini", ELEMENTS)
     assert [[c.phrase for c in concepts] for concepts in result.concepts] == [["person"], [], []]
     assert result.dropped == 2
+
+
+def test_the_concepts_stage_runs_on_the_llm_with_cache_and_its_own_account(open_ports, openai_settings, fake_openai):
+    from kg.documents import decode_document
+    from kg.engine.local import ingest
+    from kg.models import Stage
+    from tests.integration.conftest import many_paragraphs
+
+    settings = openai_settings.model_copy(update={"concepts": True, "concept_batch_size": 10})
+    document = decode_document(many_paragraphs(4).encode(), "notes", 10_000_000)
+    ports = open_ports(settings)
+    report = ingest(document, ports, settings)
+    concept_calls = [r for r in fake_openai.chat_requests() if r.schema_name == "concepts"]
+    assert report.concepts.elements > 10 and len(concept_calls) == -(-report.concepts.elements // 10)
+    assert all(ports.graph.stats().concepts_by_level[level] > 0 for level in ("high", "medium", "low"))
+    job = ports.ledger.get(report.job_id)
+    # The concepts stage pays for its chat calls and for embedding the new concept names.
+    assert job.llm_by_stage[Stage.CONCEPTS.value].calls > len(concept_calls)
+    assert job.llm_by_stage[Stage.STORE.value].input_tokens > 0  # the embeddings' cost is accounted too
+    assert job.llm.calls == fake_openai.ok_chat + len(fake_openai.embedding_requests())
+
+    fake_openai.requests.clear()
+    again = ingest(document, ports, settings)
+    assert again.concepts.elements == 0
+    assert fake_openai.chat_requests() == [] and fake_openai.embedding_requests() == []

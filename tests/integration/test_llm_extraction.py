@@ -70,7 +70,8 @@ def test_429_three_times_then_success_honours_retry_after(open_ports, openai_set
     assert len(arrivals) == 4
     # The client waited at least what the server asked before each retry.
     assert all(later - earlier >= 0.04 for earlier, later in zip(arrivals, arrivals[1:]))
-    assert report.llm.calls == fake_openai.ok_chat == 4
+    assert fake_openai.ok_chat == 4
+    assert report.llm.calls == fake_openai.ok_chat + len(fake_openai.embedding_requests())
 
 
 def test_a_type_that_always_fails_with_500_is_recorded_failed_and_the_job_is_partial(
@@ -95,7 +96,8 @@ def test_malformed_json_is_asked_for_again_once(open_ports, openai_settings, fak
     report = ingest(document(5), open_ports(openai_settings), openai_settings)
     assert report.status is JobStatus.SUCCEEDED
     assert len(fake_openai.chat_requests("ENTITY_EVENT")) == report.chunks + 1
-    assert report.llm.calls == 4 * report.chunks + 1  # the malformed reply was paid for too
+    # The malformed reply was paid for too (and so were the embeddings).
+    assert report.llm.calls == 4 * report.chunks + 1 + len(fake_openai.embedding_requests())
 
 
 def test_malformed_json_twice_records_that_type_failed(open_ports, openai_settings, fake_openai):
@@ -123,60 +125,33 @@ def test_accounting_equals_what_the_server_counted(open_ports, openai_settings, 
     fake_openai.on(of_type("EVENT_EVENT"), Reply(content="not json"), times=2)
     ports = open_ports(openai_settings)
     report = ingest(document(), ports, openai_settings)
-    assert report.llm.calls == fake_openai.ok_chat
-    assert report.llm.input_tokens == fake_openai.prompt_tokens
+    embeddings = len(fake_openai.embedding_requests())
+    assert embeddings > 0
+    assert report.llm.calls == fake_openai.ok_chat + embeddings
+    assert report.llm.input_tokens == fake_openai.prompt_tokens + fake_openai.embedding_tokens
     assert report.llm.output_tokens == fake_openai.completion_tokens
-    expected = estimate_cost("gpt-4o-mini", fake_openai.prompt_tokens, fake_openai.completion_tokens,
-                             openai_settings.llm_prices)
-    assert report.llm.cost_usd == pytest.approx(expected, abs=1e-7) and expected > 0
+    chat_cost = estimate_cost("gpt-4o-mini", fake_openai.prompt_tokens, fake_openai.completion_tokens,
+                              openai_settings.llm_prices)
+    embedding_cost = estimate_cost("text-embedding-3-small", fake_openai.embedding_tokens, 0,
+                                   openai_settings.llm_prices)
+    assert report.llm.cost_usd == pytest.approx(chat_cost + embedding_cost, abs=1e-7) and chat_cost > 0
     job = ports.ledger.get(report.job_id)
     assert job.llm == report.llm
-    assert job.llm_by_stage == {Stage.EXTRACT.value: report.llm}
+    assert set(job.llm_by_stage) == {Stage.EXTRACT.value, Stage.STORE.value}
+    assert job.llm_by_stage[Stage.EXTRACT.value].calls == fake_openai.ok_chat
+    assert job.llm_by_stage[Stage.STORE.value].input_tokens == fake_openai.embedding_tokens
 
 
-def test_later_stages_add_their_usage_to_the_job(open_ports, openai_settings, fake_openai):
-    from kg.models import LlmUsage
+def test_a_dead_endpoint_fails_the_job_with_a_clear_error(open_ports, openai_settings):
+    import socket
 
-    ports = open_ports(openai_settings)
-    report = ingest(document(2), ports, openai_settings)
-    concepts = LlmUsage(calls=2, input_tokens=100, output_tokens=50, cost_usd=0.001)
-    for _ in range(2):  # recording again replaces, never adds twice
-        ports.ledger.record_usage(report.job_id, Stage.CONCEPTS, concepts)
-    job = ports.ledger.get(report.job_id)
-    assert job.llm_by_stage == {"EXTRACT": report.llm, "CONCEPTS": concepts}
-    assert job.llm == report.llm.add(concepts)
-
-
-def test_combined_mode_makes_one_call_per_chunk_for_all_types(open_ports, openai_settings, fake_openai):
-    combined = openai_settings.model_copy(update={"extraction_mode": "combined"})
-    report = ingest(document(), open_ports(combined), combined)
-    assert report.status is JobStatus.SUCCEEDED
-    requests = fake_openai.chat_requests()
-    assert len(requests) == report.chunks and {r.triple_type for r in requests} == {"ALL"}
-    assert all(all(t in r.message("system") for t in TYPES) for r in requests)
-    assert all(report.triples[t] > 0 for t in TYPES)
-
-
-def test_a_store_made_for_one_embedding_dimension_refuses_another(open_ports, openai_settings):
-    open_ports(openai_settings).close()
-    with pytest.raises(StoreMismatch, match="64 dimensions"):
-        open_ports(openai_settings.model_copy(update={"embedding_dimensions": 256}))
-
-
-def test_a_dead_endpoint_fails_the_job_fast_with_a_clear_error(open_ports, openai_settings):
-    from kg.llm.client import shared_client
-
-    dead = openai_settings.model_copy(update={
-        "openai_base_url": free_port_refusing_connections(), "embedding_provider": "offline",
-        "llm_max_retries": 8, "llm_breaker_threshold": 3,
-    })
-    ports = open_ports(dead)
-    report = ingest(document(), ports, dead)
+    with socket.socket() as probe:  # a port nothing listens on: connections are refused at once
+        probe.bind(("127.0.0.1", 0))
+        dead = f"http://127.0.0.1:{probe.getsockname()[1]}/v1"
+    settings = openai_settings.model_copy(update={"openai_base_url": dead, "llm_breaker_threshold": 3})
+    ports = open_ports(settings)
+    report = ingest(document(), ports, settings)
     assert report.status is JobStatus.FAILED
+    assert "unreachable" in report.error and "OPENAI_BASE_URL" in report.error
     job = ports.ledger.get(report.job_id)
-    assert all(c.status is ChunkStatus.FAILED for c in job.chunks)
-    assert all("ProviderUnavailable" in c.error and "unreachable" in c.error for c in job.chunks)
-    assert any("OPENAI_BASE_URL" in c.error for c in job.chunks)
-    # Without the breaker: chunks x 4 types x 9 attempts. With it: the threshold, plus what was
-    # already in flight when it opened.
-    assert shared_client(dead).attempts <= dead.llm_breaker_threshold + dead.llm_concurrency
+    assert job.chunks_failed == report.chunks and job.llm.calls == 0

@@ -124,6 +124,16 @@ class LlmUsage(BaseModel):
             cost_usd=round(self.cost_usd + other.cost_usd, 8),
         )
 
+    def since(self, earlier: LlmUsage) -> LlmUsage:
+        """What was spent between `earlier` and this running total."""
+        return LlmUsage(
+            calls=self.calls - earlier.calls,
+            cached=self.cached - earlier.cached,
+            input_tokens=self.input_tokens - earlier.input_tokens,
+            output_tokens=self.output_tokens - earlier.output_tokens,
+            cost_usd=round(self.cost_usd - earlier.cost_usd, 8),
+        )
+
 
 class ChunkExtraction(BaseModel):
     """What an extractor returns for one chunk: the triples of the types that worked, and why the others failed."""

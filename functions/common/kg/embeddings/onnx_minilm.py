@@ -15,6 +15,7 @@ from importlib import resources
 import numpy as np
 
 from kg.errors import ProviderUnavailable
+from kg.models import LlmUsage
 
 MODEL_NAME = "all-MiniLM-L6-v2-onnx-int8"
 DIMENSIONS = 384
@@ -26,6 +27,7 @@ class MiniLmEmbedder:
     dimensions = DIMENSIONS
 
     def __init__(self, batch_size: int = 128, threads: int | None = None):
+        self.usage = LlmUsage()  # offline: always zero
         self.batch_size = batch_size
         self._threads = threads
         self._lock = threading.Lock()

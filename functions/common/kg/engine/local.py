@@ -84,7 +84,14 @@ def default_extractor(settings: Settings, cache: LlmCache | None = None) -> Extr
     return SpacyExtractor(settings.spacy_model)
 
 
-def default_conceptualizer(settings: Settings, extractor: Extractor) -> Conceptualizer:
+def default_conceptualizer(settings: Settings, extractor: Extractor, cache: LlmCache | None = None) -> Conceptualizer:
+    if settings.llm_provider == "openai":
+        from kg.llm.cache import NoLlmCache
+        from kg.llm.client import shared_client
+        from kg.llm.concepts import OpenAiConceptualizer
+
+        return OpenAiConceptualizer(shared_client(settings), cache or NoLlmCache(), settings.llm_model,
+                                    settings.llm_prices)
     from kg.concepts.offline import HeuristicConceptualizer
     from kg.extraction.offline import SpacyExtractor
 
@@ -101,11 +108,12 @@ def open_local_ports(
 ) -> LocalPorts:
     embedder = embedder or default_embedder(settings)
     db = open_database(settings, embedder.model, embedder.dimensions)
-    extractor = extractor or default_extractor(settings, PostgresLlmCache(db))
+    cache = PostgresLlmCache(db)
+    extractor = extractor or default_extractor(settings, cache)
     return LocalPorts(
         extractor=extractor,
         embedder=embedder,
-        conceptualizer=conceptualizer or default_conceptualizer(settings, extractor),
+        conceptualizer=conceptualizer or default_conceptualizer(settings, extractor, cache),
         graph=PostgresGraphStore(db),
         ledger=PostgresLedger(db),
         blobs=FolderBlobStore(settings.blob_dir),

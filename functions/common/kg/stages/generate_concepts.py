@@ -29,6 +29,7 @@ def generate_concepts(
     scope = uuid.UUID(document_id) if document_id else None
     summary = ConceptSummary()
     usage = LlmUsage()
+    embedder_before = embedder.usage
     failed_ids: set[str] = set()
     while summary.elements + len(failed_ids) < max_elements:
         elements = [e for e in graph.elements_to_conceptualize(scope, batch_size + len(failed_ids))
@@ -51,6 +52,7 @@ def generate_concepts(
         summary.embeddings = EmbeddingCounts(computed=summary.embeddings.computed + counts.computed,
                                              reused=summary.embeddings.reused + counts.reused)
     ledger.set_stage(job_id, Stage.CONCEPTS, {"concepts": summary.model_dump(mode="json")})
+    usage = usage.add(embedder.usage.since(embedder_before))
     if usage.calls or usage.cached:
         ledger.record_usage(job_id, Stage.CONCEPTS, usage)
     return summary

@@ -21,10 +21,14 @@ def merge_and_store(
     results = [_read_result(blobs, job_id, i) for i in range(planned.chunk_count)]
     usable = [r for r in results if r.status is not ChunkStatus.FAILED]
     if not usable:
-        raise ExtractionFailed(f"all {planned.chunk_count} chunks failed; nothing to store")
+        first = next((r.error for r in results if r.error), "no error recorded")
+        raise ExtractionFailed(f"all {planned.chunk_count} chunks failed, nothing to store (chunk 0: {first})")
     chunks = [Chunk.model_validate_json(blobs.get(chunk_key(job_id, i))) for i in range(planned.chunk_count)]
     merged = merge_chunk_results(usable)
+    spent_before = embedder.usage
     vectors, embeddings = embedding_map(merged, embedder, graph)
+    if embedder.usage != spent_before:
+        ledger.record_usage(job_id, Stage.STORE, embedder.usage.since(spent_before))
     new_rows = graph.write_document(job_id, planned.document, chunks, merged, vectors)
     kinds = [n.kind for n in merged.nodes.values()]
     summary = StoreSummary(
