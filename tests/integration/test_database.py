@@ -32,3 +32,12 @@ def test_a_store_refuses_another_embedding_dimension_or_model(database_url):
 def test_an_unreachable_database_is_a_clear_error(tmp_path):
     with pytest.raises(StoreUnavailable, match="cannot reach the graph database"):
         Database(f"postgresql://nobody@/kg?host={tmp_path}&connect_timeout=2", "model-a", 384)
+
+
+def test_more_dimensions_than_hnsw_can_index_is_refused_before_anything_is_written(database_url):
+    from kg.errors import InvalidInput
+
+    with pytest.raises(InvalidInput, match="KG_EMBEDDING_DIMENSIONS"):
+        Database(database_url, "text-embedding-3-large", 3072)
+    with psycopg.connect(database_url) as conn:
+        assert conn.execute("SELECT to_regclass('public.kg_meta')").fetchone()[0] is None

@@ -16,10 +16,12 @@ import psycopg
 from pgvector.psycopg import register_vector
 from psycopg_pool import ConnectionPool
 
-from kg.errors import ProviderUnavailable, StoreMismatch, StoreUnavailable
+from kg.errors import InvalidInput, ProviderUnavailable, StoreMismatch, StoreUnavailable
 from kg.settings import Settings
 
 log = logging.getLogger(__name__)
+
+_HNSW_MAX_DIMENSIONS = 2000
 
 # Serialises concurrent migrators (two `kg` processes starting against a new database).
 _MIGRATION_LOCK = 7_251_001
@@ -94,6 +96,12 @@ def _migrations() -> list[tuple[int, str, str]]:
 
 def migrate(conn: psycopg.Connection, embedding_model: str, dimensions: int) -> None:
     """Apply the migrations not yet applied, in one transaction; record or check the embedding space."""
+    if dimensions > _HNSW_MAX_DIMENSIONS:
+        raise InvalidInput(
+            f"{embedding_model} vectors of {dimensions} dimensions cannot be indexed: pgvector's HNSW takes at most "
+            f"{_HNSW_MAX_DIMENSIONS}. Set KG_EMBEDDING_DIMENSIONS to {_HNSW_MAX_DIMENSIONS} or fewer "
+            "(OpenAI's text-embedding-3 models shorten their vectors natively)."
+        )
     with conn.transaction():
         conn.execute("SELECT pg_advisory_xact_lock(%s)", (_MIGRATION_LOCK,))
         conn.execute("CREATE EXTENSION IF NOT EXISTS vector")
