@@ -134,9 +134,8 @@ def ingest(
             TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
             console=err, disable=not err.is_terminal, transient=as_json,
         ) as progress:
-            if not as_json:
-                err.print(f"extractor: {ports.extractor.name}   embeddings: {ports.embedder.model} "
-                          f"({ports.embedder.dimensions} dimensions)")
+            err.print(f"extractor: {ports.extractor.name}   embeddings: {ports.embedder.model} "
+                      f"({ports.embedder.dimensions} dimensions)", highlight=False, markup=False, soft_wrap=True)
             for document in documents:
                 report = run_ingest(document, ports, settings, RichObserver(progress, document.source))
                 failed |= report.status is JobStatus.FAILED
@@ -281,7 +280,7 @@ def export(
             if output:
                 target.close()
     if output:
-        err.print(f"wrote {written} to {output}", highlight=False, markup=False)
+        err.print(f"wrote {written} to {output}", highlight=False, markup=False, soft_wrap=True)
 
 
 @db_app.command("start")
