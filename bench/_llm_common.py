@@ -1,0 +1,71 @@
+"""Shared by the LLM benchmarks: the fake OpenAI server, settings pointing at it, a document of N chunks."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+from pydantic import SecretStr
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # tests.support.fake_openai
+
+from kg.chunking import chunk_text  # noqa: E402
+from kg.documents import decode_document  # noqa: E402
+from kg.models import DocumentInput  # noqa: E402
+from kg.settings import Settings  # noqa: E402
+
+PARAGRAPH = (
+    "Marie Curie worked in Paris with Pierre Curie. Henri Becquerel found rays in Uranium salts. "
+    "The Sorbonne hired Marie after Pierre died. Irene Curie later married Frederic Joliot. "
+    "Warsaw remembered Marie with pride, and Poland honoured her."
+)
+
+
+def llm_settings(url: str, database_url: str, data_dir: Path, **overrides) -> Settings:
+    values = {
+        "database_url": database_url, "data_dir": data_dir, "llm_provider": "openai",
+        "embedding_provider": "openai", "openai_api_key": SecretStr("bench"), "openai_base_url": url,
+        "embedding_dimensions": 256, "chunk_tokens": 200, "chunk_overlap_tokens": 20,
+        "concepts": False, "dedup": False,  # extraction and store only: the stages this measures
+    }
+    return Settings(**{**values, **overrides})
+
+
+def document_of(chunks: int, settings: Settings, source: str = "bench-doc") -> DocumentInput:
+    """A document that chunks into exactly `chunks` chunks under these settings."""
+    paragraphs = chunks
+    while True:
+        text = "\n\n".join(f"Part {i}. {PARAGRAPH}" for i in range(paragraphs))
+        found = len(chunk_text(text, "d", settings.chunk_tokens, settings.chunk_overlap_tokens,
+                               settings.tokenizer_encoding))
+        if found == chunks:
+            return decode_document(text.encode(), source, 10_000_000)
+        paragraphs += 1 if found < chunks else -1
+
+
+class FakeServerProcess:
+    """tests.support.fake_openai in a child process: its CPU does not compete for this one's GIL."""
+
+    def __init__(self, latency_s: float, rate_per_minute: float | None = None):
+        import subprocess
+
+        cmd = [sys.executable, "-m", "tests.support.fake_openai", "--latency", str(latency_s)]
+        if rate_per_minute:
+            cmd += ["--rate", str(rate_per_minute)]
+        root = Path(__file__).resolve().parent.parent
+        self.process = subprocess.Popen(cmd, cwd=root, stdout=subprocess.PIPE, text=True)
+        self.url = self.process.stdout.readline().strip()
+
+    def stats(self) -> dict:
+        import json
+        import urllib.request
+
+        with urllib.request.urlopen(self.url.removesuffix("/v1") + "/_stats") as response:
+            return json.load(response)
+
+    def __enter__(self) -> FakeServerProcess:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.process.terminate()
+        self.process.wait(timeout=10)

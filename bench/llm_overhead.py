@@ -1,0 +1,68 @@
+"""Overhead of the pipeline around the LLM calls: a 40-chunk document through the whole local engine
+(OpenAI extractor and embedder against the fake server at a fixed latency, embedded PostgreSQL),
+wall time against the lower bound the calls alone set at the configured concurrency.
+
+Lower bound: chunks go max_concurrency at a time and a chunk's four per-type calls run together,
+so extraction cannot take less than ceil(chunks / max_concurrency) x latency; the embedding
+requests of merge-and-store run one after another: + requests x latency.
+
+    /tmp/venv/bin/python bench/llm_overhead.py [--chunks 40] [--latency 0.2] [--concurrency 4]
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _common import embedded_server, fresh_database, machine, print_machine  # noqa: E402
+from _llm_common import FakeServerProcess, document_of, llm_settings  # noqa: E402
+
+from kg.engine.local import ingest, open_local_ports  # noqa: E402
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--chunks", type=int, default=40)
+    parser.add_argument("--latency", type=float, default=0.2)
+    parser.add_argument("--concurrency", type=int, default=4, help="chunks at once (KG_MAX_CONCURRENCY)")
+    parser.add_argument("--mode", default="per_type", choices=["per_type", "combined"])
+    args = parser.parse_args()
+
+    with embedded_server() as (server, root), FakeServerProcess(args.latency) as fake:
+        url = fresh_database(server, "llm_overhead")
+        print_machine(machine(url))
+        settings = llm_settings(fake.url, url, Path(tempfile.mkdtemp(dir=root)),
+                                max_concurrency=args.concurrency, extraction_mode=args.mode)
+        document = document_of(args.chunks, settings)
+        ports = open_local_ports(settings)
+        try:
+            started, started_mono = time.perf_counter(), time.monotonic()
+            report = ingest(document, ports, settings)
+            wall = time.perf_counter() - started
+        finally:
+            ports.close()
+        seen = fake.stats()
+    assert report.chunks == args.chunks and report.chunks_failed == 0, report
+    extraction_bound = math.ceil(args.chunks / args.concurrency) * args.latency
+    embedding_bound = seen["embeddings"] * args.latency
+    bound = extraction_bound + embedding_bound
+    print(f"\nmode {args.mode}: {report.chunks} chunks, {len(seen['chat'])} chat + "
+          f"{seen['embeddings']} embedding requests at {args.latency * 1000:.0f} ms, "
+          f"{args.concurrency} chunks at once")
+    print(f"wall {wall:.2f} s, lower bound {bound:.2f} s (extraction {extraction_bound:.2f} + "
+          f"embeddings {embedding_bound:.2f}), ratio {wall / bound:.3f} (goal <= 1.10)")
+    # Where the rest went, from the server's arrival times (CLOCK_MONOTONIC is system-wide).
+    arrivals = sorted(c["at"] - started_mono for c in seen["chat"])
+    extraction = arrivals[-1] + args.latency - arrivals[0]
+    print(f"  before the first LLM call (plan) {arrivals[0]:.2f} s; extraction {extraction:.2f} s against "
+          f"{extraction_bound:.2f} (ratio {extraction / extraction_bound:.3f}); after it (merge, embed, write, "
+          f"finalize) {wall - arrivals[-1] - args.latency:.2f} s, of which embedding calls {embedding_bound:.2f}")
+
+
+if __name__ == "__main__":
+    main()
