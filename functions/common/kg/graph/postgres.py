@@ -479,6 +479,40 @@ def _collect_unused_elements(cur: psycopg.Cursor) -> dict[str, int]:
     return {"nodes": len(nodes), "relations": len(relations), "concept_edges": len(edges), "concepts": concepts}
 
 
+def _stage_merges(
+    cur: psycopg.Cursor, staged: str, table: str, merges: Sequence[tuple[uuid.UUID, uuid.UUID, float]]
+) -> None:
+    """(kept, merged, similarity) rows in the temporary table `staged`, keeping only pairs whose two
+    rows exist in `table` and whose kept row is not itself being merged."""
+    cur.execute(f"CREATE TEMP TABLE {staged} (kept uuid, merged uuid PRIMARY KEY, similarity real) ON COMMIT DROP")
+    with cur.copy(f"COPY {staged} FROM STDIN (FORMAT BINARY)") as copy:
+        copy.set_types(["uuid", "uuid", "float4"])
+        for row in merges:
+            copy.write_row(row)
+    cur.execute(
+        f"DELETE FROM {staged} m WHERE NOT EXISTS (SELECT 1 FROM {table} r WHERE r.id = m.kept)"
+        f" OR NOT EXISTS (SELECT 1 FROM {table} r WHERE r.id = m.merged)"
+        f" OR m.kept IN (SELECT merged FROM {staged})"
+    )
+
+
+def _log_merges(
+    cur: psycopg.Cursor, staged: str, kind: str, table: str, text_column: str, method: str, job: uuid.UUID | None
+) -> None:
+    """Log the staged merges in dedup_merges, and point earlier redirects to a merged row at its keeper."""
+    cur.execute(
+        f"INSERT INTO dedup_merges (kind, kept_id, merged_id, redirect_to, similarity, method, merged_text, job_id)"
+        f" SELECT %s, m.kept, m.merged, m.kept, m.similarity, %s, r.{text_column}, %s"
+        f" FROM {staged} m JOIN {table} r ON r.id = m.merged"
+        f" ON CONFLICT (kind, merged_id) DO UPDATE SET redirect_to = EXCLUDED.redirect_to",
+        (kind, method, job),
+    )
+    cur.execute(
+        f"UPDATE dedup_merges d SET redirect_to = m.kept FROM {staged} m WHERE d.kind = %s AND d.redirect_to = m.merged",
+        (kind,),
+    )
+
+
 def _merge_triples(
     cur: psycopg.Cursor, merges: Sequence[tuple[uuid.UUID, uuid.UUID, float]], method: str, job: uuid.UUID | None
 ) -> int:
@@ -486,17 +520,7 @@ def _merge_triples(
     merge is logged, and the merged row (with its vector) is deleted."""
     if not merges:
         return 0
-    cur.execute("CREATE TEMP TABLE triple_merge (kept uuid, merged uuid PRIMARY KEY, similarity real) ON COMMIT DROP")
-    with cur.copy("COPY triple_merge FROM STDIN (FORMAT BINARY)") as copy:
-        copy.set_types(["uuid", "uuid", "float4"])
-        for row in merges:
-            copy.write_row(row)
-    # Only pairs whose both rows exist and whose kept row is not itself being merged.
-    cur.execute(
-        "DELETE FROM triple_merge m WHERE NOT EXISTS (SELECT 1 FROM triples t WHERE t.id = m.kept)"
-        " OR NOT EXISTS (SELECT 1 FROM triples t WHERE t.id = m.merged)"
-        " OR m.kept IN (SELECT merged FROM triple_merge)"
-    )
+    _stage_merges(cur, "triple_merge", "triples", merges)
     cur.execute(
         "INSERT INTO triple_provenance (triple_id, chunk_id, document_id, job_id, confidence)"
         " SELECT m.kept, p.chunk_id, p.document_id, p.job_id, p.confidence"
@@ -508,17 +532,7 @@ def _merge_triples(
         " SELECT m.kept, max(t.confidence) AS confidence FROM triple_merge m JOIN triples t ON t.id = m.merged"
         " GROUP BY m.kept) best WHERE k.id = best.kept AND k.confidence < best.confidence"
     )
-    cur.execute(
-        "INSERT INTO dedup_merges (kind, kept_id, merged_id, redirect_to, similarity, method, merged_text, job_id)"
-        " SELECT 'triple', m.kept, m.merged, m.kept, m.similarity, %s, t.statement, %s"
-        " FROM triple_merge m JOIN triples t ON t.id = m.merged"
-        " ON CONFLICT (kind, merged_id) DO UPDATE SET redirect_to = EXCLUDED.redirect_to",
-        (method, job),
-    )
-    cur.execute(
-        "UPDATE dedup_merges d SET redirect_to = m.kept FROM triple_merge m"
-        " WHERE d.kind = 'triple' AND d.redirect_to = m.merged"
-    )
+    _log_merges(cur, "triple_merge", "triple", "triples", "statement", method, job)
     cur.execute(
         "CREATE TEMP TABLE gone_triples ON COMMIT DROP AS WITH d AS ("
         " DELETE FROM triples t USING triple_merge m WHERE t.id = m.merged"
@@ -538,16 +552,7 @@ def _merge_nodes(
     concept edges moved, the merge logged, the merged node deleted."""
     if not merges:
         return 0
-    cur.execute("CREATE TEMP TABLE node_merge (kept uuid, merged uuid PRIMARY KEY, similarity real) ON COMMIT DROP")
-    with cur.copy("COPY node_merge FROM STDIN (FORMAT BINARY)") as copy:
-        copy.set_types(["uuid", "uuid", "float4"])
-        for row in merges:
-            copy.write_row(row)
-    cur.execute(
-        "DELETE FROM node_merge m WHERE NOT EXISTS (SELECT 1 FROM nodes n WHERE n.id = m.kept)"
-        " OR NOT EXISTS (SELECT 1 FROM nodes n WHERE n.id = m.merged)"
-        " OR m.kept IN (SELECT merged FROM node_merge)"
-    )
+    _stage_merges(cur, "node_merge", "nodes", merges)
     for end in ("subject_id", "object_id"):
         cur.execute(f"UPDATE triples t SET {end} = m.kept FROM node_merge m WHERE t.{end} = m.merged")
     cur.execute(
@@ -563,16 +568,7 @@ def _merge_nodes(
         " FROM node_merge m JOIN conceptualizations e ON e.element_id = m.merged ON CONFLICT DO NOTHING"
     )
     cur.execute("DELETE FROM conceptualizations e USING node_merge m WHERE e.element_id = m.merged")
-    cur.execute(
-        "INSERT INTO dedup_merges (kind, kept_id, merged_id, redirect_to, similarity, method, merged_text, job_id)"
-        " SELECT 'node', m.kept, m.merged, m.kept, m.similarity, 'semantic', n.name, %s"
-        " FROM node_merge m JOIN nodes n ON n.id = m.merged"
-        " ON CONFLICT (kind, merged_id) DO UPDATE SET redirect_to = EXCLUDED.redirect_to",
-        (job,),
-    )
-    cur.execute(
-        "UPDATE dedup_merges d SET redirect_to = m.kept FROM node_merge m WHERE d.kind = 'node' AND d.redirect_to = m.merged"
-    )
+    _log_merges(cur, "node_merge", "node", "nodes", "name", "semantic", job)
     merged = cur.execute("DELETE FROM nodes n USING node_merge m WHERE n.id = m.merged").rowcount
     cur.execute("DROP TABLE node_merge")
     return merged
