@@ -54,3 +54,23 @@ def test_a_timeout_is_retried(openai_settings, fake_openai):
     result = extractor(quick, "drop").extract(CHUNK, [TripleType.ENTITY_ENTITY])
     assert result.triples and not result.failed_types
     assert len(fake_openai.chat_requests()) == 2 and result.usage.calls == 1
+
+
+def test_flagged_triples_are_stored_and_exported_as_ungrounded(open_ports, openai_settings, fake_openai):
+    import io
+    import json
+
+    from kg.documents import decode_document
+    from kg.engine.local import ingest
+    from kg.export import write_jsonl
+
+    settings = openai_settings.model_copy(update={"grounding": "flag"})
+    fake_openai.on(lambda r: r.triple_type == "ENTITY_ENTITY", Reply(data={"triples": ITEMS}))
+    ports = open_ports(settings)
+    ingest(decode_document(TEXT.encode(), "t", 10_000), ports, settings)
+    out = io.StringIO()
+    write_jsonl(ports.graph.iter_triples(), out)
+    exported = {(t["subject"], t["object"]): t["grounded"] for t in map(json.loads, out.getvalue().splitlines())
+                if t["type"] == "ENTITY_ENTITY"}
+    assert exported[("Marie Curie", "Napoleon")] is False
+    assert exported[("Marie Curie", "Pierre Curie")] is True

@@ -17,7 +17,8 @@ from kg.graph import ExportNode, ExportTriple
 _NOT_XML = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff]")
 
 _NODE_KEYS = (("name", "string"), ("kind", "string"), ("aliases", "string"), ("concepts", "string"))
-_EDGE_KEYS = (("predicate", "string"), ("type", "string"), ("confidence", "double"), ("sources", "string"))
+_EDGE_KEYS = (("predicate", "string"), ("type", "string"), ("confidence", "double"), ("sources", "string"),
+              ("grounded", "boolean"))
 
 
 def _text(value: object) -> str:
@@ -46,7 +47,8 @@ def write_graphml(nodes: Iterable[ExportNode], triples: Iterable[ExportTriple], 
                   f'<data key="e_predicate">{_text(t.predicate)}</data>'
                   f'<data key="e_type">{t.type}</data>'
                   f'<data key="e_confidence">{t.confidence:.4f}</data>'
-                  f'<data key="e_sources">{_text("; ".join(t.sources))}</data></edge>\n')
+                  f'<data key="e_sources">{_text("; ".join(t.sources))}</data>'
+                  f'<data key="e_grounded">{str(t.grounded).lower()}</data></edge>\n')
         edge_count += 1
     out.write("  </graph>\n</graphml>\n")
     return node_count, edge_count

@@ -53,6 +53,7 @@ class ProvenanceRow:
     triple_id: uuid.UUID
     chunk_index: int
     confidence: float
+    grounded: bool = True
 
 
 @dataclass
@@ -84,7 +85,7 @@ def merge_chunk_results(results: Iterable[ChunkResult]) -> MergedGraph:
     node_surfaces: dict[uuid.UUID, Counter[str]] = {}
     relation_surfaces: dict[uuid.UUID, Counter[str]] = {}
     best: dict[uuid.UUID, tuple[float, object]] = {}
-    provenance: dict[tuple[uuid.UUID, int], float] = {}
+    provenance: dict[tuple[uuid.UUID, int], tuple[float, bool]] = {}
 
     for result in sorted(results, key=lambda r: r.chunk_index):
         for t in result.triples:
@@ -103,7 +104,8 @@ def merge_chunk_results(results: Iterable[ChunkResult]) -> MergedGraph:
             if t_id not in best or t.confidence > best[t_id][0]:
                 best[t_id] = (t.confidence, (t.type, s_id, r_id, o_id))
             key = (t_id, result.chunk_index)
-            provenance[key] = max(provenance.get(key, 0.0), t.confidence)
+            confidence, grounded = provenance.get(key, (0.0, False))
+            provenance[key] = (max(confidence, t.confidence), grounded or t.grounded)
 
     merged = MergedGraph()
     for n_id, surfaces in node_surfaces.items():
@@ -118,5 +120,5 @@ def merge_chunk_results(results: Iterable[ChunkResult]) -> MergedGraph:
             merged.nodes[s_id].name, merged.relations[r_id].name, merged.nodes[o_id].name,
             round(float(confidence), 4),
         )
-    merged.provenance = [ProvenanceRow(t_id, idx, c) for (t_id, idx), c in provenance.items()]
+    merged.provenance = [ProvenanceRow(t_id, idx, c, g) for (t_id, idx), (c, g) in provenance.items()]
     return merged

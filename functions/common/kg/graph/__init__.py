@@ -75,6 +75,7 @@ class ExportTriple(BaseModel):
     confidence: float
     sources: list[str]
     chunks: list[str]
+    grounded: bool  # some supporting chunk contains both its subject and its object
 
 
 class GraphStore(Protocol):

@@ -102,9 +102,10 @@ class PostgresGraphStore:
                    ("uuid", "text", "uuid", "uuid", "uuid", "text", "text", "text", "text", "float4", "vector"),
                    ((t.id, t.type, t.subject_id, t.relation_id, t.object_id, t.subject, t.predicate, t.object,
                      t.statement, t.confidence, vectors[t.id]) for t in merged.triples.values()))
-            _stage(cur, "triple_provenance", ("triple_id", "chunk_id", "document_id", "job_id", "confidence"),
-                   ("uuid", "text", "uuid", "uuid", "float4"),
-                   ((p.triple_id, _chunk_id(doc_id, p.chunk_index), doc_id, job, p.confidence)
+            _stage(cur, "triple_provenance",
+                   ("triple_id", "chunk_id", "document_id", "job_id", "confidence", "grounded"),
+                   ("uuid", "text", "uuid", "uuid", "float4", "bool"),
+                   ((p.triple_id, _chunk_id(doc_id, p.chunk_index), doc_id, job, p.confidence, p.grounded)
                     for p in merged.provenance))
             _follow_merges(cur)
 
@@ -389,12 +390,14 @@ class PostgresGraphStore:
                 "SELECT t.id, t.type, t.subject_id, t.subject, t.predicate, t.object_id, t.object, t.confidence,"
                 " array(SELECT DISTINCT d.source FROM triple_provenance p JOIN documents d ON d.id = p.document_id"
                 "       WHERE p.triple_id = t.id ORDER BY 1),"
-                " array(SELECT p.chunk_id FROM triple_provenance p WHERE p.triple_id = t.id ORDER BY 1)"
+                " array(SELECT p.chunk_id FROM triple_provenance p WHERE p.triple_id = t.id ORDER BY 1),"
+                " EXISTS (SELECT 1 FROM triple_provenance p WHERE p.triple_id = t.id AND p.grounded)"
                 " FROM triples t ORDER BY t.id"
             )
             for row in cur:
                 yield ExportTriple(id=row[0], type=row[1], subject_id=row[2], subject=row[3], predicate=row[4],
-                                   object_id=row[5], object=row[6], confidence=row[7], sources=row[8], chunks=row[9])
+                                   object_id=row[5], object=row[6], confidence=row[7], sources=row[8], chunks=row[9],
+                                   grounded=row[10])
 
 
 def _chunk_id(document_id: uuid.UUID, index: int) -> str:
@@ -522,8 +525,8 @@ def _merge_triples(
         return 0
     _stage_merges(cur, "triple_merge", "triples", merges)
     cur.execute(
-        "INSERT INTO triple_provenance (triple_id, chunk_id, document_id, job_id, confidence)"
-        " SELECT m.kept, p.chunk_id, p.document_id, p.job_id, p.confidence"
+        "INSERT INTO triple_provenance (triple_id, chunk_id, document_id, job_id, confidence, grounded)"
+        " SELECT m.kept, p.chunk_id, p.document_id, p.job_id, p.confidence, p.grounded"
         " FROM triple_merge m JOIN triple_provenance p ON p.triple_id = m.merged"
         " ON CONFLICT (triple_id, chunk_id) DO NOTHING"
     )
