@@ -226,7 +226,11 @@ def stats(as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
         return
     table = Table(show_header=False)
     for key, value in graph_stats.model_dump().items():
-        table.add_row(key, json.dumps(value) if isinstance(value, dict) else str(value))
+        if isinstance(value, dict):  # one row per triple type, per concept level
+            for name, count in value.items():
+                table.add_row(f"{key.removesuffix('_by_type').removesuffix('_by_level')} {name.lower()}", str(count))
+        else:
+            table.add_row(key, "" if value is None else str(value))
     out.print(table)
 
 
@@ -252,7 +256,7 @@ def delete(
         return
     out.print(f"deleted {summary.source}: {summary.triples} triples, {summary.nodes} nodes, "
               f"{summary.relations} relations, {summary.concepts} concepts, {summary.provenance} provenance rows",
-              highlight=False, markup=False)
+              highlight=False, markup=False, soft_wrap=True)
 
 
 @app.command()
