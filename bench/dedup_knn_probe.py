@@ -10,7 +10,7 @@ the product's own document-scoped call) under bench-only variations, all in one 
 Recall on the sample: planted pairs whose duplicate is in the sample and that came back as a pair.
 The full-graph dedup at this size takes minutes; this probe stays under about 5.
 
-    /tmp/venv/bin/python bench/dedup_knn_probe.py --triples 100000 --sample-docs 2
+    .venv/bin/python bench/dedup_knn_probe.py --triples 100000 --sample-docs 2
 """
 
 from __future__ import annotations

@@ -12,8 +12,8 @@ embedded PostgreSQL in a temp folder.
 
 Usage:
 
-    /tmp/venv/bin/python bench/dedup_scale.py --sizes 10000 --greedy
-    /tmp/venv/bin/python bench/dedup_scale.py --sizes 100000
+    .venv/bin/python bench/dedup_scale.py --sizes 10000 --greedy
+    .venv/bin/python bench/dedup_scale.py --sizes 100000
 """
 
 from __future__ import annotations

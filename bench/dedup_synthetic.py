@@ -269,25 +269,27 @@ def documents(g: Synthetic) -> list[tuple[DocumentRow, list[Chunk], MergedGraph]
     return out
 
 
-HNSW_INDEXES = {
-    "nodes_embedding": "CREATE INDEX nodes_embedding ON nodes USING hnsw (embedding vector_cosine_ops)",
-    "relations_embedding": "CREATE INDEX relations_embedding ON relations USING hnsw (embedding vector_cosine_ops)",
-    "triples_embedding": "CREATE INDEX triples_embedding ON triples USING hnsw (embedding vector_cosine_ops)",
-}
+def hnsw_indexes(db: Database) -> dict[str, str]:
+    """Every HNSW index of the schema as migrated, by name, with its definition."""
+    with db.connection() as conn:
+        return dict(conn.execute(
+            "SELECT indexname, indexdef FROM pg_indexes WHERE schemaname = 'public' AND indexdef LIKE '%USING hnsw%'"
+        ).fetchall())
 
 
 def write(db: Database, g: Synthetic, index_build: str = "bulk") -> dict[str, float]:
     """Write every document with write_document; returns seconds.
 
     index_build "insert": the schema as migrated, HNSW maintained row by row during the writes.
-    index_build "bulk": the three HNSW indexes are dropped first and re-created with the same
-    definitions (pgvector defaults m=16, ef_construction=64) after the last write, which is much
-    faster to set up; the index the deduplication then searches has the same definition."""
+    index_build "bulk": the HNSW indexes are dropped first and re-created with the same
+    definitions (read from pg_indexes) after the last write, which is much faster to set up; the
+    indexes the deduplication then searches are the ones the migrations define."""
     store = PostgresGraphStore(db)
     timings: dict[str, float] = {}
+    indexes = hnsw_indexes(db)
     if index_build == "bulk":
         with db.connection() as conn:
-            for name in HNSW_INDEXES:
+            for name in indexes:
                 conn.execute(f"DROP INDEX {name}")
     t0 = time.perf_counter()
     for row, chunks, merged in documents(g):
@@ -298,7 +300,7 @@ def write(db: Database, g: Synthetic, index_build: str = "bulk") -> dict[str, fl
         with db.connection() as conn:
             conn.execute("SET maintenance_work_mem = '2GB'")
             conn.execute("SET max_parallel_maintenance_workers = 1")  # leader + 1 worker on 2 cores
-            for sql in HNSW_INDEXES.values():
+            for sql in indexes.values():
                 conn.execute(sql)
             conn.execute("ANALYZE")
         timings["hnsw_bulk_build"] = time.perf_counter() - t0

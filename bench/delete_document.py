@@ -10,7 +10,7 @@ in a temp folder. Each delete is checked against the counts expected from the sy
 
 Usage:
 
-    /tmp/venv/bin/python bench/delete_document.py --triples 100000 --docs 100
+    .venv/bin/python bench/delete_document.py --triples 100000 --docs 100
 """
 
 from __future__ import annotations

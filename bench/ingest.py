@@ -7,9 +7,9 @@ start to exit: interpreter start-up, model loading and ingest), the ingest's own
 the JSON report, document tokens per second, peak RSS (ru_maxrss of that one child, from wait4),
 triples per type, embeddings computed and reused.
 
-    /tmp/venv/bin/python bench/ingest.py                      # examples/curie.txt and ../shared/corpus/*.txt
-    /tmp/venv/bin/python bench/ingest.py --no-corpus
-    /tmp/venv/bin/python bench/ingest.py --corpus DIR
+    .venv/bin/python bench/ingest.py                      # examples/curie.txt and ../shared/corpus/*.txt
+    .venv/bin/python bench/ingest.py --no-corpus
+    .venv/bin/python bench/ingest.py --corpus DIR
 """
 
 from __future__ import annotations

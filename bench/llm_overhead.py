@@ -6,7 +6,7 @@ Lower bound: chunks go max_concurrency at a time and a chunk's four per-type cal
 so extraction cannot take less than ceil(chunks / max_concurrency) x latency; the embedding
 requests of merge-and-store run one after another: + requests x latency.
 
-    /tmp/venv/bin/python bench/llm_overhead.py [--chunks 40] [--latency 0.2] [--concurrency 4]
+    .venv/bin/python bench/llm_overhead.py [--chunks 40] [--latency 0.2] [--concurrency 4]
 """
 
 from __future__ import annotations

@@ -6,7 +6,7 @@ request, per minute, as a fraction of R (goal >= 0.9), with zero failed chunks. 
 out the plan before and the store after; the server's bucket starts full (one second's worth),
 which is taken out of the count.
 
-    /tmp/venv/bin/python bench/llm_rate_limit.py [--rate 600] [--chunks 60] [--latency 0.2]
+    .venv/bin/python bench/llm_rate_limit.py [--rate 600] [--chunks 60] [--latency 0.2]
 """
 
 from __future__ import annotations

@@ -6,7 +6,7 @@ gpt-4o-mini's encoding) over the messages the server received: system prompt + c
 without the few tokens of chat framing per message. Output tokens depend on the model and are
 not measured here.
 
-    /tmp/venv/bin/python bench/llm_tokens.py [PATH] [--chunk-tokens 3000 1000]
+    .venv/bin/python bench/llm_tokens.py [PATH] [--chunk-tokens 3000 1000]
 """
 
 from __future__ import annotations

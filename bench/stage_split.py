@@ -6,7 +6,7 @@ the stored-vector lookup, the embedding and write_document are timed by wrapping
 process only (no product code is changed). The models are loaded before the clock starts. The
 document is ingested twice (the second time unchanged: a re-ingest).
 
-    /tmp/venv/bin/python bench/stage_split.py [PATH ...]      # default: examples/curie.txt
+    .venv/bin/python bench/stage_split.py [PATH ...]      # default: examples/curie.txt
 """
 
 from __future__ import annotations

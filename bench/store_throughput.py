@@ -8,7 +8,7 @@ kg.merge.merge_chunk_results, with seeded random L2-normalised 384-dim float32 v
 Each measurement gets its own fresh database on one embedded PostgreSQL started in a temp folder
 (deleted at the end). Usage:
 
-    /tmp/venv/bin/python bench/store_throughput.py --triples 20000
+    .venv/bin/python bench/store_throughput.py --triples 20000
 """
 
 from __future__ import annotations

