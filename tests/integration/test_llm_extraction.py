@@ -10,7 +10,6 @@ import pytest
 from kg.documents import decode_document
 from kg.embeddings.openai import OpenAiEmbedder
 from kg.engine.local import ingest
-from kg.errors import StoreMismatch
 from kg.extraction.openai import OpenAiExtractor
 from kg.llm.pricing import estimate_cost
 from kg.models import ALL_TRIPLE_TYPES, ChunkStatus, JobStatus, Stage
@@ -143,11 +142,7 @@ def test_accounting_equals_what_the_server_counted(open_ports, openai_settings, 
 
 
 def test_a_dead_endpoint_fails_the_job_with_a_clear_error(open_ports, openai_settings):
-    import socket
-
-    with socket.socket() as probe:  # a port nothing listens on: connections are refused at once
-        probe.bind(("127.0.0.1", 0))
-        dead = f"http://127.0.0.1:{probe.getsockname()[1]}/v1"
+    dead = free_port_refusing_connections()
     settings = openai_settings.model_copy(update={"openai_base_url": dead, "llm_breaker_threshold": 3})
     ports = open_ports(settings)
     report = ingest(document(), ports, settings)

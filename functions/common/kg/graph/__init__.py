@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Collection, Mapping, Sequence
+from collections.abc import Collection, Iterator, Mapping, Sequence
 from datetime import datetime
 from typing import Protocol
 
@@ -11,7 +11,7 @@ import numpy as np
 from pydantic import BaseModel
 
 from kg.merge import MergedGraph
-from kg.models import Chunk
+from kg.models import Chunk, ConceptElement, ConceptPhrase, DedupSummary, DeleteSummary
 
 
 class DocumentRow(BaseModel):
@@ -79,8 +79,10 @@ class ExportTriple(BaseModel):
 
 
 class GraphStore(Protocol):
+    """Where the graph lives. Every method that changes it is one transaction."""
+
     def stored_vectors(self, ids: Collection[uuid.UUID]) -> dict[uuid.UUID, np.ndarray]:
-        """Vectors already stored for these node, relation or triple ids."""
+        """Vectors already stored for these node, relation, triple or concept ids."""
         ...
 
     def write_document(
@@ -91,7 +93,47 @@ class GraphStore(Protocol):
         merged: MergedGraph,
         vectors: Mapping[uuid.UUID, np.ndarray],
     ) -> int:
-        """Write a document's chunks and graph in one transaction; returns the rows inserted."""
+        """Write a document's chunks and graph (replacing an earlier version's contribution);
+        returns the rows inserted."""
         ...
 
+    def delete_document(self, source: str) -> DeleteSummary:
+        """Remove a document's provenance and all it alone supported; NotFound for an unknown source."""
+        ...
+
+    def elements_to_conceptualize(
+        self, document_id: uuid.UUID | None, limit: int, context_size: int = 3
+    ) -> list[ConceptElement]: ...
+
+    def write_concepts(
+        self,
+        job_id: str | None,
+        elements: Sequence[ConceptElement],
+        concepts: Sequence[Sequence[ConceptPhrase]],
+        vectors: Mapping[uuid.UUID, np.ndarray],
+    ) -> tuple[int, int]: ...
+
+    def similar_triples(
+        self, threshold: float, neighbours: int, document_id: uuid.UUID | None = None, part_threshold: float = 0.92
+    ) -> list[SimilarPair]: ...
+
+    def similar_entities(
+        self, threshold: float, neighbours: int, document_id: uuid.UUID | None = None
+    ) -> list[SimilarPair]: ...
+
+    def triple_attributes(self, ids: Collection[uuid.UUID]) -> dict[uuid.UUID, TripleAttributes]: ...
+
+    def node_attributes(self, ids: Collection[uuid.UUID]) -> dict[uuid.UUID, NodeAttributes]: ...
+
+    def apply_dedup(
+        self,
+        job_id: str | None,
+        triple_merges: Sequence[tuple[uuid.UUID, uuid.UUID, float]],
+        node_merges: Sequence[tuple[uuid.UUID, uuid.UUID, float]],
+    ) -> DedupSummary: ...
+
     def stats(self) -> GraphStats: ...
+
+    def iter_nodes(self) -> Iterator[ExportNode]: ...
+
+    def iter_triples(self) -> Iterator[ExportTriple]: ...

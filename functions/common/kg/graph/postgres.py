@@ -165,13 +165,6 @@ class PostgresGraphStore:
             cur.execute("DELETE FROM documents WHERE id = %s", (doc_id,))
         return DeleteSummary(source=source, document_id=str(doc_id), provenance=provenance, chunks=chunks, **counts)
 
-    def document_id_of_job(self, job_id: str) -> uuid.UUID | None:
-        with self.db.connection() as conn:
-            row = conn.execute(
-                "SELECT document_id FROM triple_provenance WHERE job_id = %s LIMIT 1", (uuid.UUID(job_id),)
-            ).fetchone()
-        return row[0] if row else None
-
     # -- concepts --------------------------------------------------------------------------------
 
     def elements_to_conceptualize(
