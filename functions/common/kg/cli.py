@@ -160,6 +160,14 @@ def _open_ledger_and_graph(settings: Settings):
     return db, PostgresLedger(db), PostgresGraphStore(db)
 
 
+def _compact(value: object) -> str:
+    """A nested count as one line: "total 532, ENTITY_ENTITY 211, …"."""
+    if isinstance(value, dict):
+        return ", ".join(f"{k} {_compact(v)}" if not isinstance(v, dict) else f"{k} ({_compact(v)})"
+                         for k, v in value.items())
+    return str(value)
+
+
 def _job_table(job: JobRecord) -> Table:
     table = Table(title=f"job {job.job_id}", show_header=False, title_justify="left")
     table.add_row("source", job.source)
@@ -167,8 +175,8 @@ def _job_table(job: JobRecord) -> Table:
     table.add_row("stage", job.stage.value)
     table.add_row("progress", f"{job.progress}%")
     table.add_row("chunks", f"{job.chunks_done}/{job.chunks_total} done, {job.chunks_failed} failed")
-    for key, value in job.counts.items():
-        table.add_row(key, json.dumps(value) if isinstance(value, dict) else str(value))
+    for key, value in sorted(job.counts.items()):
+        table.add_row(key, _compact(value))
     if job.llm.calls or job.llm.cached:
         table.add_row("llm", f"{job.llm.calls} calls ({job.llm.cached} cached), "
                              f"{job.llm.input_tokens}+{job.llm.output_tokens} tokens, ${job.llm.cost_usd:.4f}")
