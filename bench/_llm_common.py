@@ -3,15 +3,20 @@
 from __future__ import annotations
 
 import sys
+import tempfile
+import time
 from pathlib import Path
 
 from pydantic import SecretStr
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # tests.support.fake_openai
 
+from _common import fresh_database, machine, print_machine  # noqa: E402
+
 from kg.chunking import chunk_text  # noqa: E402
 from kg.documents import decode_document  # noqa: E402
-from kg.models import DocumentInput  # noqa: E402
+from kg.engine.local import ingest, open_local_ports  # noqa: E402
+from kg.models import DocumentInput, IngestReport  # noqa: E402
 from kg.settings import Settings  # noqa: E402
 
 PARAGRAPH = (
@@ -69,3 +74,21 @@ class FakeServerProcess:
     def __exit__(self, *exc: object) -> None:
         self.process.terminate()
         self.process.wait(timeout=10)
+
+
+def timed_ingest(
+    server, root: Path, fake: FakeServerProcess, label: str, chunks: int, **overrides
+) -> tuple[IngestReport, float, float, Settings]:
+    """A document of `chunks` chunks through the whole local engine against the fake server, into a
+    fresh database: (report, wall seconds, monotonic clock at the start, settings)."""
+    url = fresh_database(server, label)
+    print_machine(machine(url))
+    settings = llm_settings(fake.url, url, Path(tempfile.mkdtemp(dir=root)), **overrides)
+    document = document_of(chunks, settings)
+    ports = open_local_ports(settings)
+    try:
+        started, started_mono = time.perf_counter(), time.monotonic()
+        report = ingest(document, ports, settings)
+        return report, time.perf_counter() - started, started_mono, settings
+    finally:
+        ports.close()

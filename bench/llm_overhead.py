@@ -14,15 +14,11 @@ from __future__ import annotations
 import argparse
 import math
 import sys
-import tempfile
-import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import embedded_server, fresh_database, machine, print_machine  # noqa: E402
-from _llm_common import FakeServerProcess, document_of, llm_settings  # noqa: E402
-
-from kg.engine.local import ingest, open_local_ports  # noqa: E402
+from _common import embedded_server  # noqa: E402
+from _llm_common import FakeServerProcess, timed_ingest  # noqa: E402
 
 
 def main() -> None:
@@ -34,18 +30,8 @@ def main() -> None:
     args = parser.parse_args()
 
     with embedded_server() as (server, root), FakeServerProcess(args.latency) as fake:
-        url = fresh_database(server, "llm_overhead")
-        print_machine(machine(url))
-        settings = llm_settings(fake.url, url, Path(tempfile.mkdtemp(dir=root)),
-                                max_concurrency=args.concurrency, extraction_mode=args.mode)
-        document = document_of(args.chunks, settings)
-        ports = open_local_ports(settings)
-        try:
-            started, started_mono = time.perf_counter(), time.monotonic()
-            report = ingest(document, ports, settings)
-            wall = time.perf_counter() - started
-        finally:
-            ports.close()
+        report, wall, started_mono, _ = timed_ingest(server, root, fake, "llm_overhead", args.chunks,
+                                                     max_concurrency=args.concurrency, extraction_mode=args.mode)
         seen = fake.stats()
     assert report.chunks == args.chunks and report.chunks_failed == 0, report
     extraction_bound = math.ceil(args.chunks / args.concurrency) * args.latency

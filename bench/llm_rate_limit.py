@@ -13,16 +13,12 @@ from __future__ import annotations
 
 import argparse
 import sys
-import tempfile
-import time
 from collections import Counter
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import embedded_server, fresh_database, machine, print_machine  # noqa: E402
-from _llm_common import FakeServerProcess, document_of, llm_settings  # noqa: E402
-
-from kg.engine.local import ingest, open_local_ports  # noqa: E402
+from _common import embedded_server  # noqa: E402
+from _llm_common import FakeServerProcess, timed_ingest  # noqa: E402
 from kg.llm.client import shared_client  # noqa: E402
 
 
@@ -36,18 +32,8 @@ def main() -> None:
     args = parser.parse_args()
 
     with embedded_server() as (server, root), FakeServerProcess(args.latency, args.rate) as fake:
-        url = fresh_database(server, "llm_rate")
-        print_machine(machine(url))
-        settings = llm_settings(fake.url, url, Path(tempfile.mkdtemp(dir=root)),
-                                max_concurrency=args.concurrency, extraction_mode=args.mode)
-        document = document_of(args.chunks, settings)
-        ports = open_local_ports(settings)
-        try:
-            started = time.perf_counter()
-            report = ingest(document, ports, settings)
-            wall = time.perf_counter() - started
-        finally:
-            ports.close()
+        report, wall, _, settings = timed_ingest(server, root, fake, "llm_rate", args.chunks,
+                                                 max_concurrency=args.concurrency, extraction_mode=args.mode)
         seen = fake.stats()
     statuses = Counter(c["status"] for c in seen["chat"])
     admitted = sorted(c["at"] for c in seen["chat"] if c["status"] == 200)

@@ -84,13 +84,12 @@ def chunk_text(
         return Chunk(document_id=document_id, index=index, text=text[start:end],
                      start_char=start, end_char=end, tokens=tokens)
 
-    total = tokens_in(0, len(text))
-    if total <= max_tokens:
-        return [make(0, 0, len(text), total)]
+    tokens = enc.encode(text, disallowed_special=())
+    if len(tokens) <= max_tokens:
+        return [make(0, 0, len(text), len(tokens))]
 
     # Token start offsets of the whole text: a cheap, near-exact measure of any slice's length.
     # Each chunk is then encoded on its own to make the limit exact.
-    tokens = enc.encode(text, disallowed_special=())
     _, starts = enc.decode_with_offsets(tokens)
     starts.append(len(text))
     boundaries = _Boundaries(text)
