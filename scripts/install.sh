@@ -15,6 +15,6 @@ stamp=.venv/.kg-installed
 wanted=$("$PYTHON" -c 'import hashlib; print(hashlib.sha256(open("pyproject.toml", "rb").read()).hexdigest())')
 if [ "$(cat "$stamp" 2>/dev/null)" != "$wanted" ]; then
     .venv/bin/python -m pip install --quiet --upgrade pip
-    .venv/bin/python -m pip install --quiet -e ".[local,dev]"
+    .venv/bin/python -m pip install --quiet -e ".[local,aws,dev]"
     echo "$wanted" > "$stamp"
 fi
