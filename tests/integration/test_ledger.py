@@ -44,7 +44,7 @@ def test_finish_sets_status_progress_and_counts(ledger):
     job_id = str(uuid.uuid4())
     ledger.create_job(job_id, "a.txt")
     ledger.set_stage(job_id, Stage.STORE, {"new_rows": 3})
-    ledger.finish(job_id, JobStatus.PARTIAL, {"triples": {"total": 7}}, "chunk 2 failed")
+    assert ledger.finish(job_id, JobStatus.PARTIAL, {"triples": {"total": 7}}, "chunk 2 failed") is True
     job = ledger.get(job_id)
     assert (job.status, job.progress, job.error) == (JobStatus.PARTIAL, 100, "chunk 2 failed")
     assert job.counts == {"new_rows": 3, "triples": {"total": 7}}

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import uuid
 
+import psycopg
 from psycopg.rows import dict_row
 from psycopg.types.json import Jsonb
 
@@ -13,6 +14,7 @@ from kg.ledger import STAGE_PROGRESS, extract_progress
 from kg.models import ChunkState, ChunkStatus, JobRecord, JobStatus, LlmUsage, Stage
 
 _FAILED_STATES = [ChunkStatus.FAILED.value, ChunkStatus.PARTIAL.value]
+_UNFINISHED = [JobStatus.QUEUED.value, JobStatus.RUNNING.value]
 
 
 def _uuid(job_id: str) -> uuid.UUID:
@@ -37,9 +39,11 @@ class PostgresLedger:
     def start_extraction(self, job_id: str, document_id: str, chunks_total: int) -> None:
         job = _uuid(job_id)
         with self.db.connection() as conn, conn.transaction():
+            if _lock_job(conn, job).finished:
+                return
             conn.execute(
-                "UPDATE jobs SET status = %s, stage = %s, progress = %s, document_id = %s, chunks_total = %s,"
-                " updated_at = now() WHERE id = %s",
+                "UPDATE jobs SET status = %s, stage = %s, progress = GREATEST(progress, %s), document_id = %s,"
+                " chunks_total = %s, updated_at = now() WHERE id = %s",
                 (JobStatus.RUNNING.value, Stage.EXTRACT.value, STAGE_PROGRESS[Stage.EXTRACT],
                  uuid.UUID(document_id), chunks_total, job),
             )
@@ -48,10 +52,14 @@ class PostgresLedger:
                 " ON CONFLICT DO NOTHING",
                 (job, ChunkStatus.PENDING.value, chunks_total),
             )
+            _recount(conn, job)
 
     def record_chunk(self, job_id: str, chunk: ChunkState, usage: LlmUsage | None = None) -> None:
         job = _uuid(job_id)
         with self.db.connection() as conn, conn.transaction():
+            # The job row is locked before the chunk row is written, so that concurrent chunks of a
+            # job serialise here (locking it after the insert's foreign-key share lock deadlocks).
+            _lock_job(conn, job)
             conn.execute(
                 "INSERT INTO job_chunks (job_id, idx, status, error, triples, llm) VALUES (%s, %s, %s, %s, %s, %s)"
                 " ON CONFLICT (job_id, idx) DO UPDATE SET status = EXCLUDED.status, error = EXCLUDED.error,"
@@ -59,48 +67,48 @@ class PostgresLedger:
                 (job, chunk.index, chunk.status.value, chunk.error, chunk.triples,
                  Jsonb((usage or LlmUsage()).model_dump())),
             )
-            # Counters and cost are recounted from the chunk rows (the job row locked first, so that
-            # concurrent chunks serialise here): recording a chunk twice cannot count it twice.
-            (total,) = conn.execute("SELECT chunks_total FROM jobs WHERE id = %s FOR UPDATE", (job,)).fetchone()
-            rows = conn.execute("SELECT status, llm FROM job_chunks WHERE job_id = %s", (job,)).fetchall()
-            done = sum(status != ChunkStatus.PENDING for status, _ in rows)
-            failed = sum(status in _FAILED_STATES for status, _ in rows)
-            conn.execute(
-                "UPDATE jobs SET chunks_done = %s, chunks_failed = %s, progress = GREATEST(progress, %s),"
-                " llm = %s, updated_at = now() WHERE id = %s",
-                (done, failed, extract_progress(done, total),
-                 Jsonb(_total(_usage_by_stage(conn, job, [llm for _, llm in rows])).model_dump()), job),
-            )
+            _recount(conn, job)
 
-    def record_usage(self, job_id: str, stage: Stage, usage: LlmUsage) -> None:
+    def record_usage(self, job_id: str, stage: Stage, usage: LlmUsage, part: str = "") -> None:
         job = _uuid(job_id)
         with self.db.connection() as conn, conn.transaction():
-            conn.execute("SELECT 1 FROM jobs WHERE id = %s FOR UPDATE", (job,))
+            _lock_job(conn, job)
             conn.execute(
-                "INSERT INTO job_stage_llm (job_id, stage, llm) VALUES (%s, %s, %s)"
-                " ON CONFLICT (job_id, stage) DO UPDATE SET llm = EXCLUDED.llm, updated_at = now()",
-                (job, stage.value, Jsonb(usage.model_dump())),
+                "INSERT INTO job_stage_llm (job_id, stage, part, llm) VALUES (%s, %s, %s, %s)"
+                " ON CONFLICT (job_id, stage, part) DO UPDATE SET llm = EXCLUDED.llm, updated_at = now()",
+                (job, stage.value, part, Jsonb(usage.model_dump())),
             )
             conn.execute("UPDATE jobs SET llm = %s, updated_at = now() WHERE id = %s",
-                         (Jsonb(_total(_usage_by_stage(conn, job)).model_dump()), job))
+                         (Jsonb(_total(_usage_by_job(conn, [job])[job]).model_dump()), job))
 
     def set_stage(self, job_id: str, stage: Stage, counts: dict[str, object] | None = None) -> None:
+        job = _uuid(job_id)
         with self.db.connection() as conn:
-            conn.execute(
+            updated = conn.execute(
                 "UPDATE jobs SET stage = %s, progress = GREATEST(progress, %s), counts = counts || %s,"
-                " updated_at = now() WHERE id = %s",
-                (stage.value, STAGE_PROGRESS[stage], Jsonb(counts or {}), _uuid(job_id)),
-            )
+                " updated_at = now() WHERE id = %s AND status = ANY(%s)",
+                (stage.value, STAGE_PROGRESS[stage], Jsonb(counts or {}), job, _UNFINISHED),
+            ).rowcount
+            if not updated:
+                _must_exist(conn, job)
 
     def finish(
         self, job_id: str, status: JobStatus, counts: dict[str, object] | None = None, error: str | None = None
-    ) -> None:
-        with self.db.connection() as conn:
+    ) -> bool:
+        if not status.finished:
+            raise ValueError(f"a job ends SUCCEEDED, PARTIAL or FAILED, not {status}")
+        job = _uuid(job_id)
+        with self.db.connection() as conn, conn.transaction():
+            current = _lock_job(conn, job)
+            if current.finished:
+                # The same status again is a retried finalize whose first attempt got through.
+                return current is status
             conn.execute(
                 "UPDATE jobs SET status = %s, stage = %s, progress = 100, counts = counts || %s, error = %s,"
                 " updated_at = now() WHERE id = %s",
-                (status.value, Stage.FINALIZE.value, Jsonb(counts or {}), error, _uuid(job_id)),
+                (status.value, Stage.FINALIZE.value, Jsonb(counts or {}), error, job),
             )
+            return True
 
     def get(self, job_id: str, with_chunks: bool = True) -> JobRecord:
         job = _uuid(job_id)
@@ -108,7 +116,7 @@ class PostgresLedger:
             row = cur.execute("SELECT * FROM jobs WHERE id = %s", (job,)).fetchone()
             if row is None:
                 raise NotFound(f"no job {job_id}")
-            by_stage = _usage_by_stage(conn, job)
+            by_stage = _usage_by_job(conn, [job])[job]
             chunks = []
             if with_chunks:
                 chunks = cur.execute(
@@ -119,20 +127,53 @@ class PostgresLedger:
 
     def list_jobs(self, limit: int = 20) -> list[JobRecord]:
         with self.db.connection() as conn, conn.cursor(row_factory=dict_row) as cur:
-            rows = cur.execute("SELECT * FROM jobs ORDER BY created_at DESC LIMIT %s", (limit,)).fetchall()
-        return [_record(r, []) for r in rows]
+            rows = cur.execute("SELECT * FROM jobs ORDER BY created_at DESC, id DESC LIMIT %s",
+                               (max(limit, 0),)).fetchall()
+            by_job = _usage_by_job(conn, [r["id"] for r in rows])
+        return [_record(r, [], by_job[r["id"]]) for r in rows]
 
 
-def _usage_by_stage(conn, job: uuid.UUID, chunk_llm: list | None = None) -> dict[str, LlmUsage]:
-    """EXTRACT from the chunk rows (unless the caller has read them), the later stages from
-    job_stage_llm; stages without usage left out."""
-    usage: dict[str, LlmUsage] = {}
-    if chunk_llm is None:
-        chunk_llm = [r[0] for r in conn.execute("SELECT llm FROM job_chunks WHERE job_id = %s", (job,))]
-    stage_rows = conn.execute("SELECT stage, llm FROM job_stage_llm WHERE job_id = %s", (job,)).fetchall()
-    for stage, llm in [(Stage.EXTRACT.value, c) for c in chunk_llm] + [tuple(r) for r in stage_rows]:
-        usage[stage] = usage.get(stage, LlmUsage()).add(LlmUsage.model_validate(llm or {}))
-    return {stage: u for stage, u in usage.items() if u != LlmUsage()}
+def _lock_job(conn: psycopg.Connection, job: uuid.UUID) -> JobStatus:
+    row = conn.execute("SELECT status FROM jobs WHERE id = %s FOR UPDATE", (job,)).fetchone()
+    if row is None:
+        raise NotFound(f"no job {job}")
+    return JobStatus(row[0])
+
+
+def _must_exist(conn: psycopg.Connection, job: uuid.UUID) -> None:
+    if conn.execute("SELECT 1 FROM jobs WHERE id = %s", (job,)).fetchone() is None:
+        raise NotFound(f"no job {job}")
+
+
+def _recount(conn: psycopg.Connection, job: uuid.UUID) -> None:
+    """Counters, progress and cost recounted from the chunk rows (the caller holds the job row's
+    lock): recording a chunk twice cannot count it twice."""
+    total, done, failed = conn.execute(
+        "SELECT j.chunks_total, count(c.idx) FILTER (WHERE c.status <> %s),"
+        " count(c.idx) FILTER (WHERE c.status = ANY(%s))"
+        " FROM jobs j LEFT JOIN job_chunks c ON c.job_id = j.id WHERE j.id = %s GROUP BY j.chunks_total",
+        (ChunkStatus.PENDING.value, _FAILED_STATES, job),
+    ).fetchone()
+    conn.execute(
+        "UPDATE jobs SET chunks_done = %s, chunks_failed = %s, progress = GREATEST(progress, %s),"
+        " llm = %s, updated_at = now() WHERE id = %s",
+        (done, failed, extract_progress(done, total) if total else 0,
+         Jsonb(_total(_usage_by_job(conn, [job])[job]).model_dump()), job),
+    )
+
+
+def _usage_by_job(conn: psycopg.Connection, jobs: list[uuid.UUID]) -> dict[uuid.UUID, dict[str, LlmUsage]]:
+    """Each job's usage by stage: EXTRACT from its chunk rows, the later stages from job_stage_llm
+    (summed over their parts); stages without usage left out."""
+    rows = conn.execute(
+        "SELECT job_id, %s::text, llm FROM job_chunks WHERE job_id = ANY(%s)"
+        " UNION ALL SELECT job_id, stage, llm FROM job_stage_llm WHERE job_id = ANY(%s)",
+        (Stage.EXTRACT.value, jobs, jobs),
+    ).fetchall()
+    usage: dict[uuid.UUID, dict[str, LlmUsage]] = {job: {} for job in jobs}
+    for job, stage, llm in rows:
+        usage[job][stage] = usage[job].get(stage, LlmUsage()).add(LlmUsage.model_validate(llm or {}))
+    return {job: {stage: u for stage, u in by_stage.items() if u != LlmUsage()} for job, by_stage in usage.items()}
 
 
 def _total(by_stage: dict[str, LlmUsage]) -> LlmUsage:
