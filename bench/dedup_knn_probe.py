@@ -92,7 +92,7 @@ def main() -> None:
     rows = []
     with embedded_server("kg-bench-knn-") as (server, _root):
         url = fresh_database(server, "knn")
-        db = Database(url, MODEL, DIMS)
+        db = Database(url, MODEL, DIMS, migrate=True)
         facts = machine(db.url)
         setup = write(db, g, "bulk")
         with db.connection() as conn:
@@ -136,7 +136,7 @@ def main() -> None:
         with psycopg_connect(server.get_uri()) as conn:
             conn.execute("ALTER SYSTEM SET shared_buffers = '1GB'")
         restart(server)
-        db = Database(url, MODEL, DIMS)
+        db = Database(url, MODEL, DIMS, migrate=True)
         with db.connection() as conn:
             print(f"  shared_buffers now {conn.execute('SHOW shared_buffers').fetchone()[0]}", flush=True)
         run("shared_buffers 1GB, first after restart", sets["sb1g"])

@@ -92,7 +92,7 @@ def main() -> None:
     plan.append((0, "sharing: 90% of its facts also in other documents"))
     runs = []
     with embedded_server("kg-bench-delete-") as (server, _root):
-        db = Database(fresh_database(server, "delete"), MODEL, DIMS)
+        db = Database(fresh_database(server, "delete"), MODEL, DIMS, migrate=True)
         try:
             facts = machine(db.url)
             setup = write(db, g, args.index_build)

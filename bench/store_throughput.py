@@ -239,7 +239,7 @@ class RandomEmbedder:
 def run_merge_and_store(server, root: Path, job_id, document, chunks, results, seed: int) -> dict:
     from kg.stages import merge_and_store
 
-    db = Database(fresh_database(server, "mas"), MODEL, DIMS)
+    db = Database(fresh_database(server, "mas"), MODEL, DIMS, migrate=True)
     try:
         blobs = FolderBlobStore(root / "blobs")
         ledger = PostgresLedger(db)
@@ -298,7 +298,7 @@ def main() -> None:
             runs += [("copy", False), ("naive", False)]
         for label, hnsw in runs:
             key = label if hnsw else f"{label}-no-hnsw"
-            db = Database(fresh_database(server, label), MODEL, DIMS)
+            db = Database(fresh_database(server, label), MODEL, DIMS, migrate=True)
             facts = facts or machine(db.url)
             try:
                 if not hnsw:

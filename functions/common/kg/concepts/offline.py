@@ -14,11 +14,12 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
-from kg.extraction.offline import SpacyExtractor
 from kg.models import ConceptBatch, ConceptElement, ConceptPhrase
+from kg.nlp import DEFAULT_MODEL, load_spacy, parse_many
 from kg.normalize import clean_surface
 
 if TYPE_CHECKING:
+    from spacy.language import Language
     from spacy.tokens import Doc, Token
 
 _LABEL_CLASSES: dict[str, tuple[str, str]] = {  # entity label -> (high, medium)
@@ -74,11 +75,16 @@ def _head_with_compounds(root: Token) -> str:
 class HeuristicConceptualizer:
     name = "offline-heuristic"
 
-    def __init__(self, parser: SpacyExtractor):
-        self.parser = parser
+    def __init__(self, nlp: str | Language = DEFAULT_MODEL):
+        """`nlp`: a spaCy model name (loaded at first use, shared with the offline extractor) or a
+        loaded pipeline."""
+        self._nlp = nlp
 
     def conceptualize(self, elements: Sequence[ConceptElement]) -> ConceptBatch:
-        docs = self.parser.parse_many([e.name for e in elements]) if elements else []
+        if not elements:
+            return ConceptBatch(concepts=[])
+        nlp = load_spacy(self._nlp) if isinstance(self._nlp, str) else self._nlp
+        docs = parse_many(nlp, [e.name for e in elements])
         concepts = [self._concepts(element, doc) for element, doc in zip(elements, docs, strict=True)]
         return ConceptBatch(concepts=concepts)
 

