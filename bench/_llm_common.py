@@ -77,7 +77,7 @@ class FakeServerProcess:
 
 
 def timed_ingest(
-    server, root: Path, fake: FakeServerProcess, label: str, chunks: int, **overrides
+    server, root: Path, fake: FakeServerProcess, label: str, chunks: int, observer=None, **overrides
 ) -> tuple[IngestReport, float, float, Settings]:
     """A document of `chunks` chunks through the whole local engine against the fake server, into a
     fresh database: (report, wall seconds, monotonic clock at the start, settings)."""
@@ -88,7 +88,7 @@ def timed_ingest(
     ports = open_local_ports(settings)
     try:
         started, started_mono = time.perf_counter(), time.monotonic()
-        report = ingest(document, ports, settings)
+        report = ingest(document, ports, settings, observer)
         return report, time.perf_counter() - started, started_mono, settings
     finally:
         ports.close()

@@ -1,4 +1,4 @@
-"""Deduplication at scale: kg.stages.deduplicate over the whole graph (pgvector HNSW kNN candidates,
+"""Deduplication at scale: kg.stages.deduplicate_graph over the whole graph (pgvector HNSW kNN candidates,
 union-find, one apply transaction) on synthetic graphs of N triples with planted near-duplicates,
 against the seed design's greedy pairwise pass (Python loop, one numpy dot per pair) on the same
 vectors, in the same run.
@@ -33,7 +33,7 @@ from dedup_synthetic import DIMS, MODEL, Synthetic, build, table_counts, write  
 
 from kg.db import Database  # noqa: E402
 from kg.graph.postgres import PostgresGraphStore  # noqa: E402
-from kg.stages.deduplicate import DedupParams, deduplicate  # noqa: E402
+from kg.stages.deduplicate import DedupParams, deduplicate_graph  # noqa: E402
 
 FACTS: dict | None = None
 TIMED = ("similar_triples", "triple_attributes", "similar_entities", "node_attributes", "apply_dedup")
@@ -144,7 +144,7 @@ def greedy_pair_count(g: Synthetic, threshold: float = 0.85) -> int:
 
 
 def run_dedup(server, g: Synthetic, label: str, index_build: str, params: DedupParams) -> dict:
-    db = Database(fresh_database(server, label), MODEL, DIMS)
+    db = Database(fresh_database(server, label), MODEL, DIMS, migrate=True)
     try:
         global FACTS
         FACTS = FACTS or machine(db.url)
@@ -153,7 +153,7 @@ def run_dedup(server, g: Synthetic, label: str, index_build: str, params: DedupP
         graph = PostgresGraphStore(db)
         seconds = timed_graph(graph)
         t0 = time.perf_counter()
-        summary = deduplicate(None, None, graph, None, params)
+        summary = deduplicate_graph(graph, params)
         total = time.perf_counter() - t0
         after = table_counts(db)
         result = {"setup": setup, "before": before, "after": after, "seconds": total, "split": dict(seconds),

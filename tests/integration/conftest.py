@@ -40,9 +40,8 @@ def settings(database_url: str, tmp_path) -> Settings:
 def conceptualizer():
     pytest.importorskip("spacy")
     from kg.concepts.offline import HeuristicConceptualizer
-    from kg.extraction.offline import SpacyExtractor
 
-    return HeuristicConceptualizer(SpacyExtractor())
+    return HeuristicConceptualizer()
 
 
 @pytest.fixture

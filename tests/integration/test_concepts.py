@@ -6,6 +6,7 @@ from kg.documents import decode_document
 from kg.engine.local import ingest
 from kg.models import ConceptBatch
 from kg.stages import generate_concepts
+from kg.stages.contract import StageRequest
 from tests.integration.conftest import table_counts
 from tests.support.extractors import FactsExtractor, fact
 
@@ -55,10 +56,12 @@ def test_generating_concepts_again_adds_nothing(make_ports, settings):
     ports = make_ports(FactsExtractor(FACTS))
     report = ingest(doc(TEXT_A, "a"), ports, settings)
     before = table_counts(ports)
-    again = generate_concepts(report.job_id, report.document_id, ports.conceptualizer, ports.embedder,
-                              ports.graph, ports.ledger)
-    assert again.elements == 0 and again.concepts_new == 0
+    again = generate_concepts(StageRequest(job_id=report.job_id), ports.conceptualizer, ports.embedder,
+                              ports.graph, ports.ledger, ports.blobs)
+    # Nothing new is written, and the counts are still the job's own (read from the graph).
     assert table_counts(ports) == before
+    assert again.state == "done" and again.counts == report.concepts.model_dump()
+    assert report.concepts.elements > 0 and report.concepts.concepts_new > 0
 
 
 def test_an_element_shared_by_two_documents_is_conceptualized_once(make_ports, settings, conceptualizer):

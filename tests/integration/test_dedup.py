@@ -5,10 +5,11 @@ from __future__ import annotations
 import pytest
 
 from kg.documents import decode_document
-from kg.engine.local import dedup_params, ingest
+from kg.engine.local import ingest
+from kg.providers import dedup_params
 from kg.models import TripleType
 from kg.normalize import triple_id
-from kg.stages import deduplicate
+from kg.stages import deduplicate_graph
 from tests.integration.conftest import table_counts
 from tests.support.extractors import FactsExtractor, fact
 
@@ -92,7 +93,7 @@ def test_a_failure_inside_the_dedup_transaction_leaves_the_graph_unchanged(make_
 
     monkeypatch.setattr(store_module, "_merge_nodes", exploding)  # runs after the triple merges
     with pytest.raises(RuntimeError, match="connection lost"):
-        deduplicate(None, None, ports.graph, None, dedup_params(settings))
+        deduplicate_graph(ports.graph, dedup_params(settings))
     assert table_counts(ports) == before and statements(ports) == kept_before
 
 
@@ -106,7 +107,7 @@ def test_entities_with_near_identical_names_merge_and_keep_aliases(make_ports, s
         fact("Marie Curie", "discovered", "polonium"),
     ]))
     ingest(doc(f"The {royal}, also written {swedish}, honoured Marie Curie.", "a"), ports, settings)
-    summary = deduplicate(None, None, ports.graph, None, dedup_params(settings))
+    summary = deduplicate_graph(ports.graph, dedup_params(settings))
     assert summary.entities_merged == 1
     assert summary.triples_merged == 1  # the two "awarded Nobel Prize" triples now say the same thing
     with ports.db.connection() as conn:

@@ -16,7 +16,7 @@ from tests.support.fake_openai import Reply
 
 def test_the_postgres_cache_returns_what_was_put_and_keeps_the_first(database_url):
     first = CachedResponse(model="m", content='{"a": 1}', input_tokens=3, output_tokens=2)
-    with Database(database_url, "m", 8) as db:
+    with Database(database_url, "m", 8, migrate=True) as db:
         cache = PostgresLlmCache(db)
         assert cache.get_many(["k", "j"]) == {}
         cache.put_many({"k": first})
@@ -27,20 +27,23 @@ def test_the_postgres_cache_returns_what_was_put_and_keeps_the_first(database_ur
 def test_embeddings_are_batched_normalised_float32_in_input_order(openai_settings, fake_openai):
     embedder = OpenAiEmbedder(LlmClient.from_settings(openai_settings), dimensions=32, batch_size=4)
     texts = [f"text {i}" for i in range(10)]
-    vectors = embedder.embed(texts)
+    embedded = embedder.embed(texts)
+    vectors = embedded.vectors
     assert vectors.shape == (10, 32) and vectors.dtype == np.float32
     assert np.allclose(np.linalg.norm(vectors, axis=1), 1.0, atol=1e-5)
     requests = fake_openai.embedding_requests()
     assert [len(r.body["input"]) for r in requests] == [4, 4, 2]
     assert all(r.body["dimensions"] == 32 for r in requests)
     again = embedder.embed(texts[5:6])
-    assert np.allclose(again[0], vectors[5], atol=1e-6)
-    assert embedder.usage.input_tokens == fake_openai.embedding_tokens
+    assert np.allclose(again.vectors[0], vectors[5], atol=1e-6)
+    # Each call's usage is its own: together they are what the server counted.
+    assert embedded.usage.calls == 3 and again.usage.calls == 1
+    assert embedded.usage.input_tokens + again.usage.input_tokens == fake_openai.embedding_tokens
 
 
 def test_embeddings_retry_a_429(openai_settings, fake_openai):
     fake_openai.on(lambda r: r.path.endswith("/embeddings"), Reply(status=429, headers={"Retry-After": "0"}), times=2)
-    vectors = OpenAiEmbedder(LlmClient.from_settings(openai_settings), dimensions=16).embed(["a", "b"])
+    vectors = OpenAiEmbedder(LlmClient.from_settings(openai_settings), dimensions=16).embed(["a", "b"]).vectors
     assert vectors.shape == (2, 16) and len(fake_openai.embedding_requests()) == 3
 
 

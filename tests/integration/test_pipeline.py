@@ -5,12 +5,14 @@ from __future__ import annotations
 import pytest
 
 from kg.documents import decode_document
-from kg.engine.local import chunking_params, ingest
+from kg.engine.local import ingest
 from kg.graph.postgres import PostgresGraphStore
 from kg.models import ChunkStatus, JobStatus
-from kg.stages import extract_chunk, finalize, merge_and_store, plan
+from kg.stages import extract_chunk, finalize, merge_and_store
+from kg.stages.contract import ChunkTask, StageRequest
 from tests.integration.conftest import many_paragraphs, table_counts
 from tests.support.extractors import ScriptedExtractor
+from tests.support.stages import graph_fingerprint, ledger_view, start_job
 
 
 def document(text: str | None = None, source: str = "curie-notes"):
@@ -91,23 +93,25 @@ def test_a_job_whose_every_chunk_fails_is_failed_and_writes_no_graph(make_ports,
 
 
 def _planned_and_extracted(ports, settings):
-    job = plan(document(), ports.blobs, ports.ledger, chunking_params(settings))
-    for i in range(job.chunk_count):
-        extract_chunk(job.job_id, i, ports.extractor, ports.blobs, ports.ledger)
+    job = start_job(ports, settings, many_paragraphs())
+    for i in job.items:
+        extract_chunk(ChunkTask(job_id=job.job_id, index=i), ports.extractor, ports.blobs, ports.ledger)
     return job
 
 
 def test_merge_and_store_retried_for_the_same_job_leaves_the_same_rows(make_ports, settings):
     ports = make_ports()
     job = _planned_and_extracted(ports, settings)
-    first = merge_and_store(job.job_id, ports.embedder, ports.graph, ports.blobs, ports.ledger)
-    after_first = table_counts(ports)
-    second = merge_and_store(job.job_id, ports.embedder, ports.graph, ports.blobs, ports.ledger)
-    assert table_counts(ports) == after_first
-    assert first.new_rows == sum(after_first.values()) > 0
-    assert second.new_rows == 0
-    assert second.embeddings.computed == 0
-    assert finalize(job.job_id, ports.ledger, second) is JobStatus.SUCCEEDED
+    request = StageRequest(job_id=job.job_id)
+    first = merge_and_store(request, ports.embedder, ports.graph, ports.blobs, ports.ledger)
+    after_first, fingerprint, ledger = table_counts(ports), graph_fingerprint(ports.db), ledger_view(ports.ledger, job.job_id)
+    second = merge_and_store(request, ports.embedder, ports.graph, ports.blobs, ports.ledger)
+    assert table_counts(ports) == after_first and sum(after_first.values()) > 0
+    assert graph_fingerprint(ports.db) == fingerprint
+    assert ledger_view(ports.ledger, job.job_id) == ledger
+    assert first == second and first.state == "done"
+    assert first.counts["embeddings_computed"] > 0  # the retry reports the plan's work, not its own
+    assert finalize(job.job_id, ports.ledger, ports.blobs).status is JobStatus.SUCCEEDED
 
 
 def test_merge_and_store_is_atomic_when_a_write_fails_midway(make_ports, settings, monkeypatch):
@@ -127,7 +131,7 @@ def test_merge_and_store_is_atomic_when_a_write_fails_midway(make_ports, setting
 
     monkeypatch.setattr(store_module, "_insert_staged", failing_on_triples)
     with pytest.raises(RuntimeError, match="disk full"):
-        merge_and_store(job.job_id, ports.embedder, ports.graph, ports.blobs, ports.ledger)
+        merge_and_store(StageRequest(job_id=job.job_id), ports.embedder, ports.graph, ports.blobs, ports.ledger)
     assert table_counts(ports) == before
 
 

@@ -159,17 +159,6 @@ class ChunkResult(BaseModel):
     duration_s: float = 0.0
 
 
-class JobPlan(BaseModel):
-    """What `plan` hands to the map over chunks: small enough for a Step Functions payload."""
-
-    job_id: str
-    document_id: str
-    source: str
-    chunk_count: int
-    content_hash: str
-    tokens: int
-
-
 class TripleCounts(BaseModel):
     ENTITY_ENTITY: int = 0
     ENTITY_EVENT: int = 0
@@ -187,21 +176,6 @@ class TripleCounts(BaseModel):
 class EmbeddingCounts(BaseModel):
     computed: int = 0
     reused: int = 0
-
-
-class StoreSummary(BaseModel):
-    """What `merge_and_store` did: counts of the document's graph, and what was new."""
-
-    job_id: str
-    chunks_stored: int
-    chunks_failed: int  # no triples kept: every type failed, or the chunk never finished
-    chunks_partial: int  # some types failed, the others kept
-    triples: TripleCounts
-    entities: int
-    events: int
-    relations: int
-    embeddings: EmbeddingCounts
-    new_rows: int  # rows inserted by this write, over every graph table
 
 
 class ChunkState(BaseModel):
@@ -286,11 +260,10 @@ class ConceptBatch(BaseModel):
 
 
 class ConceptSummary(BaseModel):
-    elements: int = 0  # elements conceptualized by this run
+    elements: int = 0  # elements the job conceptualized
     concepts_new: int = 0
     edges_new: int = 0
     failed_batches: int = 0
-    embeddings: EmbeddingCounts = Field(default_factory=EmbeddingCounts)
 
 
 class DedupSummary(BaseModel):

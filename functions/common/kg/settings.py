@@ -72,10 +72,18 @@ class Settings(BaseSettings):
     # Concepts (stage 2) and deduplication (stage 3)
     concepts: bool = True
     concept_batch_size: int = Field(default=50, ge=1, le=500)  # elements per conceptualizer call
+    concept_workers: int | None = Field(default=None, ge=1, le=256)  # batches at once; None: max_concurrency
     dedup: bool = False
     dedup_threshold: float = Field(default=0.85, gt=0, le=1)  # cosine, triple statements
     entity_dedup_threshold: float = Field(default=0.92, gt=0, le=1)  # cosine, entity names
     dedup_neighbours: int = Field(default=8, ge=1, le=100)  # kNN candidates per row
+
+    # AWS: what the stack (infra/stack.py) gives each Lambda; kg.aws.ports builds the ports from them.
+    blob_bucket: str | None = None  # chunks, chunk results, stage state, the LLM cache
+    ledger_table: str | None = None  # the DynamoDB ledger
+    database_secret_arn: str | None = None  # RDS-style JSON: host, port, username, password, dbname
+    openai_secret_name: str | None = None  # the OpenAI API key, as the secret's plain string
+    state_machine_arn: str | None = None  # the pipeline the API and the S3 upload start
 
     @model_validator(mode="after")
     def _resolve_providers(self) -> Settings:

@@ -31,5 +31,33 @@ def result_key(job_id: str, index: int) -> str:
     return f"jobs/{job_id}/results/{index:06d}.json"
 
 
+def text_key(job_id: str) -> str:
+    """The submitted document's bytes, before plan has read and checked them."""
+    return f"jobs/{job_id}/input.txt"
+
+
+def stage_key(job_id: str, stage: str, name: str) -> str:
+    """What a stage keeps between its calls (an embedding plan, embedded slices, candidate pairs),
+    so that a call after `more`, or a retry, continues instead of starting again."""
+    return f"jobs/{job_id}/{stage}/{name}"
+
+
 def job_prefix(job_id: str) -> str:
+    """Everything of a job that is only needed until it ends (the local engine deletes it at the end;
+    in AWS a lifecycle rule expires it)."""
     return f"jobs/{job_id}/"
+
+
+def error_key(job_id: str, name: str) -> str:
+    """The whole text of an error whose bounded form is in the ledger; kept after the job ends."""
+    return f"errors/{job_id}/{name}.txt"
+
+
+def get_optional(blobs: BlobStore, key: str) -> bytes | None:
+    """The blob, or None where there is none."""
+    from kg.errors import NotFound
+
+    try:
+        return blobs.get(key)
+    except NotFound:
+        return None

@@ -15,7 +15,7 @@ from importlib import resources
 import numpy as np
 
 from kg.errors import ProviderUnavailable
-from kg.models import LlmUsage
+from kg.embeddings import Embedded
 
 MODEL_NAME = "all-MiniLM-L6-v2-onnx-int8"
 DIMENSIONS = 384
@@ -27,7 +27,6 @@ class MiniLmEmbedder:
     dimensions = DIMENSIONS
 
     def __init__(self, batch_size: int = 128, threads: int | None = None):
-        self.usage = LlmUsage()  # offline: always zero
         self.batch_size = batch_size
         self._threads = threads
         self._lock = threading.Lock()
@@ -59,9 +58,9 @@ class MiniLmEmbedder:
         tokenizer.enable_padding()
         self._tokenizer = tokenizer
 
-    def embed(self, texts: Sequence[str]) -> np.ndarray:
+    def embed(self, texts: Sequence[str]) -> Embedded:
         if not texts:
-            return np.zeros((0, DIMENSIONS), dtype=np.float32)
+            return Embedded(np.zeros((0, DIMENSIONS), dtype=np.float32))
         with self._lock:
             if self._session is None:
                 self._load()
@@ -71,7 +70,7 @@ class MiniLmEmbedder:
         for begin in range(0, len(order), self.batch_size):
             batch = order[begin : begin + self.batch_size]
             out[batch] = self._embed_batch([texts[i] for i in batch])
-        return out
+        return Embedded(out)
 
     def _embed_batch(self, texts: list[str]) -> np.ndarray:
         encodings = self._tokenizer.encode_batch(texts)

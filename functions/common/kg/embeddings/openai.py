@@ -6,11 +6,11 @@ either changed, so vectors of two spaces are never mixed.
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Sequence
 
 import numpy as np
 
+from kg.embeddings import Embedded
 from kg.errors import ProviderUnavailable
 from kg.llm.client import LlmClient
 from kg.llm.pricing import Prices, estimate_cost
@@ -41,10 +41,9 @@ class OpenAiEmbedder:
         # Ask for a dimension only when it is not the native one: older models reject the parameter.
         self._requested = dimensions if dimensions and dimensions != native else None
         self.model = model
-        self.usage = LlmUsage()  # what this embedder has cost so far, for the STORE stage's account
-        self._lock = threading.Lock()
 
-    def embed(self, texts: Sequence[str]) -> np.ndarray:
+    def embed(self, texts: Sequence[str]) -> Embedded:
+        usage = LlmUsage()
         out = np.empty((len(texts), self.dimensions), dtype=np.float32)
         for begin in range(0, len(texts), self.batch_size):
             batch = [t if t.strip() else " " for t in texts[begin : begin + self.batch_size]]  # "" is refused
@@ -55,9 +54,8 @@ class OpenAiEmbedder:
                     f"expected {(len(batch), self.dimensions)}"
                 )
             out[begin : begin + len(batch)] = reply.vectors
-            with self._lock:
-                self.usage = self.usage.add(LlmUsage(
-                    calls=1, input_tokens=reply.input_tokens,
-                    cost_usd=estimate_cost(self.api_model, reply.input_tokens, 0, self.prices),
-                ))
-        return out / np.maximum(np.linalg.norm(out, axis=1, keepdims=True), 1e-12)
+            usage = usage.add(LlmUsage(
+                calls=1, input_tokens=reply.input_tokens,
+                cost_usd=estimate_cost(self.api_model, reply.input_tokens, 0, self.prices),
+            ))
+        return Embedded(out / np.maximum(np.linalg.norm(out, axis=1, keepdims=True), 1e-12), usage)

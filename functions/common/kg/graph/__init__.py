@@ -11,7 +11,7 @@ import numpy as np
 from pydantic import BaseModel
 
 from kg.merge import MergedGraph
-from kg.models import Chunk, ConceptElement, ConceptPhrase, DedupSummary, DeleteSummary
+from kg.models import Chunk, ConceptElement, ConceptPhrase, ConceptSummary, DedupSummary, DeleteSummary
 
 
 class DocumentRow(BaseModel):
@@ -113,6 +113,10 @@ class GraphStore(Protocol):
         vectors: Mapping[uuid.UUID, np.ndarray],
     ) -> tuple[int, int]: ...
 
+    def concept_counts(self, job_id: str) -> ConceptSummary:
+        """What job `job_id` conceptualized: elements, concepts it created, edges it drew."""
+        ...
+
     def similar_triples(
         self, threshold: float, neighbours: int, document_id: uuid.UUID | None = None, part_threshold: float = 0.92
     ) -> list[SimilarPair]: ...
@@ -131,6 +135,10 @@ class GraphStore(Protocol):
         triple_merges: Sequence[tuple[uuid.UUID, uuid.UUID, float]],
         node_merges: Sequence[tuple[uuid.UUID, uuid.UUID, float]],
     ) -> DedupSummary: ...
+
+    def dedup_counts(self, job_id: str) -> DedupSummary:
+        """The merges job `job_id` made (candidate_pairs is not known here: zero)."""
+        ...
 
     def stats(self) -> GraphStats: ...
 

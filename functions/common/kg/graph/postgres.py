@@ -26,6 +26,7 @@ from kg.models import (
     Chunk,
     ConceptElement,
     ConceptPhrase,
+    ConceptSummary,
     DedupSummary,
     DeleteSummary,
 )
@@ -220,8 +221,8 @@ class PostgresGraphStore:
                     [uuid.UUID(t) for t in element.context_triples], job,
                 )
         with self.db.connection() as conn, conn.transaction(), conn.cursor() as cur:
-            _stage(cur, "concepts", ("id", "name", "normalised", "level", "embedding"),
-                   ("uuid", "text", "text", "text", "vector"), concept_rows.values())
+            _stage(cur, "concepts", ("id", "name", "normalised", "level", "embedding", "job_id"),
+                   ("uuid", "text", "text", "text", "vector", "uuid"), (row + (job,) for row in concept_rows.values()))
             _stage(cur, "conceptualizations",
                    ("element_id", "element_kind", "concept_id", "confidence", "context_triples", "job_id"),
                    ("uuid", "text", "uuid", "float4", "uuid[]", "uuid"), edge_rows.values())
@@ -229,9 +230,21 @@ class PostgresGraphStore:
             new_edges = _insert_staged(cur, "conceptualizations", "element_id, concept_id",
                                        "ON CONFLICT (element_id, concept_id) DO NOTHING")
             ids = [uuid.UUID(e.id) for e in elements]
-            cur.execute("UPDATE nodes SET conceptualized_at = now() WHERE id = ANY(%s)", (ids,))
-            cur.execute("UPDATE relations SET conceptualized_at = now() WHERE id = ANY(%s)", (ids,))
+            for table in ("nodes", "relations"):
+                cur.execute(f"UPDATE {table} SET conceptualized_at = now(), conceptualized_by = %s"
+                            " WHERE id = ANY(%s) AND conceptualized_at IS NULL", (job, ids))
         return new_concepts, new_edges
+
+    def concept_counts(self, job_id: str) -> ConceptSummary:
+        job = uuid.UUID(job_id)
+        with self.db.connection() as conn:
+            elements, concepts, edges = conn.execute(
+                "SELECT (SELECT count(*) FROM nodes WHERE conceptualized_by = %(job)s)"
+                " + (SELECT count(*) FROM relations WHERE conceptualized_by = %(job)s),"
+                " (SELECT count(*) FROM concepts WHERE job_id = %(job)s),"
+                " (SELECT count(*) FROM conceptualizations WHERE job_id = %(job)s)", {"job": job},
+            ).fetchone()
+        return ConceptSummary(elements=elements, concepts_new=concepts, edges_new=edges)
 
     # -- deduplication ---------------------------------------------------------------------------
 
@@ -347,6 +360,17 @@ class PostgresGraphStore:
             exact = _merge_triples(cur, exact_pairs, "exact", job)
         return DedupSummary(triples_merged=semantic + exact, semantic=semantic, exact=exact,
                             entities_merged=entities, candidate_pairs=len(triple_merges) + len(node_merges))
+
+    def dedup_counts(self, job_id: str) -> DedupSummary:
+        with self.db.connection() as conn:
+            rows = conn.execute(
+                "SELECT kind, method, count(*) FROM dedup_merges WHERE job_id = %s GROUP BY kind, method",
+                (uuid.UUID(job_id),),
+            ).fetchall()
+        count = {(kind, method): n for kind, method, n in rows}
+        exact, semantic = count.get(("triple", "exact"), 0), count.get(("triple", "semantic"), 0)
+        return DedupSummary(triples_merged=exact + semantic, exact=exact, semantic=semantic,
+                            entities_merged=sum(n for (kind, _), n in count.items() if kind == "node"))
 
     # -- reading ---------------------------------------------------------------------------------
 

@@ -99,10 +99,12 @@ class StageProgress(Payload):
 
 
 class FailRequest(Payload):
-    """What any engine sends `fail_job` on an unhandled error."""
+    """What any engine sends `fail_job` on an unhandled error (the whole text: fail_job bounds it).
+    `source` names the document when the job may not exist yet (plan failed before creating it)."""
 
     job_id: str
     error: str
+    source: str | None = None
 
 
 class JobOutcome(Payload):

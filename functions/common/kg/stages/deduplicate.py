@@ -3,6 +3,11 @@
 Candidates come from pgvector kNN (HNSW, cosine) for each triple and entity of the job's document
 against the whole graph, so the cost grows with the document, not with the graph; there is no
 pairwise pass. Pairs become clusters by union-find; each cluster keeps one canonical row.
+
+As a stage it has three steps, each kept in the blob store once done (triple merges, entity merges,
+the write), with the budget checked between them. Applying the same merges again changes nothing
+(a merged row is gone, so its merge is skipped), and the counts are read from the job's merge log,
+so a retry leaves the same graph and the same ledger.
 """
 
 from __future__ import annotations
@@ -11,10 +16,14 @@ import uuid
 
 from pydantic import BaseModel, Field
 
+from kg.blobs import BlobStore, get_optional, stage_key
 from kg.dedup import plan_merges
 from kg.graph import GraphStore
 from kg.ledger import Ledger
 from kg.models import DedupSummary, Stage
+from kg.stages.contract import Budget, StageProgress, StageRequest
+
+Merge = tuple[uuid.UUID, uuid.UUID, float]
 
 
 class DedupParams(BaseModel):
@@ -23,25 +32,60 @@ class DedupParams(BaseModel):
     neighbours: int = Field(default=8, ge=1, le=100)
 
 
-def deduplicate(
-    job_id: str | None, document_id: str | None, graph: GraphStore, ledger: Ledger | None, params: DedupParams
-) -> DedupSummary:
-    """`document_id` None: the whole graph (a maintenance pass); otherwise that document's rows."""
-    if ledger and job_id:
-        ledger.set_stage(job_id, Stage.DEDUP)
-    scope = uuid.UUID(document_id) if document_id else None
+class PlannedMerges(BaseModel):
+    merges: list[Merge]
 
-    triple_pairs = graph.similar_triples(params.triple_threshold, params.neighbours, scope, params.entity_threshold)
-    triples = graph.triple_attributes({i for p in triple_pairs for i in (p.a, p.b)})
+
+def triple_merges(graph: GraphStore, params: DedupParams, scope: uuid.UUID | None) -> list[Merge]:
+    pairs = graph.similar_triples(params.triple_threshold, params.neighbours, scope, params.entity_threshold)
+    triples = graph.triple_attributes({i for p in pairs for i in (p.a, p.b)})
     # Canonical triple: the most confident, then the oldest.
-    triple_merges = plan_merges(triple_pairs, lambda i: (-triples[i].confidence, triples[i].created_at))
+    return plan_merges(pairs, lambda i: (-triples[i].confidence, triples[i].created_at))
 
-    entity_pairs = graph.similar_entities(params.entity_threshold, params.neighbours, scope)
-    nodes = graph.node_attributes({i for p in entity_pairs for i in (p.a, p.b)})
+
+def entity_merges(graph: GraphStore, params: DedupParams, scope: uuid.UUID | None) -> list[Merge]:
+    pairs = graph.similar_entities(params.entity_threshold, params.neighbours, scope)
+    nodes = graph.node_attributes({i for p in pairs for i in (p.a, p.b)})
     # Canonical entity: the one most triples use, then the longest (most specific) name.
-    node_merges = plan_merges(entity_pairs, lambda i: (-nodes[i].triples, -len(nodes[i].name)))
+    return plan_merges(pairs, lambda i: (-nodes[i].triples, -len(nodes[i].name)))
 
-    summary = graph.apply_dedup(job_id, triple_merges, node_merges)
-    if ledger and job_id:
-        ledger.set_stage(job_id, Stage.DEDUP, {"dedup": summary.model_dump()})
-    return summary
+
+def deduplicate_graph(graph: GraphStore, params: DedupParams, document_id: str | None = None) -> DedupSummary:
+    """One pass outside any job: `document_id` None is the whole graph (a maintenance pass)."""
+    scope = uuid.UUID(document_id) if document_id else None
+    return graph.apply_dedup(None, triple_merges(graph, params, scope), entity_merges(graph, params, scope))
+
+
+def deduplicate(
+    request: StageRequest, graph: GraphStore, ledger: Ledger, blobs: BlobStore, params: DedupParams
+) -> StageProgress:
+    """The job's document against the whole graph."""
+    job_id = request.job_id
+    budget = Budget.of(request)
+    ledger.set_stage(job_id, Stage.DEDUP)
+    record = ledger.get(job_id, with_chunks=False)
+    scope = uuid.UUID(record.document_id) if record.document_id else None
+
+    planned: list[list[Merge]] = []
+    worked = False  # at least one step per call, so that every call moves on
+    for step, find in (("triple-merges", triple_merges), ("entity-merges", entity_merges)):
+        key = stage_key(job_id, "dedup", f"{step}.json")
+        saved = get_optional(blobs, key)
+        if saved is None:
+            if worked and budget.expired():
+                return StageProgress(job_id=job_id, stage=Stage.DEDUP, state="more",
+                                     counts={"steps_done": len(planned)})
+            merges = find(graph, params, scope)
+            blobs.put(key, PlannedMerges(merges=merges).model_dump_json().encode())
+            worked = True
+        else:
+            merges = PlannedMerges.model_validate_json(saved).merges
+        planned.append(merges)
+    if worked and budget.expired():
+        return StageProgress(job_id=job_id, stage=Stage.DEDUP, state="more", counts={"steps_done": len(planned)})
+    graph.apply_dedup(job_id, planned[0], planned[1])
+
+    summary = graph.dedup_counts(job_id)
+    summary.candidate_pairs = len(planned[0]) + len(planned[1])
+    ledger.set_stage(job_id, Stage.DEDUP, {"dedup": summary.model_dump(), "duplicates_removed": summary.triples_merged})
+    return StageProgress(job_id=job_id, stage=Stage.DEDUP, state="done", counts=summary.model_dump())

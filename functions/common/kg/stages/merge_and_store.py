@@ -1,56 +1,135 @@
-"""Merge and store: merge the chunk results, embed what is new, write the document's graph in one transaction."""
+"""Merge and store: merge the chunk results, embed what is new, write the document's graph in one transaction.
+
+Within a time budget, and safe to retry. The slow part is embedding (a 1,000-chunk document has
+tens of thousands of texts), so it is planned once and done in slices kept in the blob store:
+
+1. merge the chunk results (pure and quick: redone on every call);
+2. the embedding plan: the texts no stored row has a vector for, saved once at the first call, so
+   every later call (after `more`, or a retry after the commit) embeds and counts the same texts;
+3. slices of that plan, each embedded once and saved with its cost (`more` when the budget runs out
+   between slices; at least one slice is done per call, so a job always moves on);
+4. the write, one transaction, idempotent (rows are keyed by content).
+
+The counts recorded are those of the merged graph and the plan, never of one call, so a retry
+leaves the same ledger.
+"""
 
 from __future__ import annotations
 
-from kg.blobs import BlobStore, chunk_key, document_key, result_key
-from kg.embedding_map import embedding_map
+import io
+
+import numpy as np
+from pydantic import BaseModel
+
+from kg.blobs import BlobStore, chunk_key, document_key, get_optional, result_key, stage_key
+from kg.embedding_map import missing_texts
 from kg.embeddings import Embedder
-from kg.errors import ExtractionFailed, NotFound
+from kg.errors import ExtractionFailed
 from kg.graph import GraphStore
 from kg.ledger import Ledger
 from kg.merge import merge_chunk_results
-from kg.models import Chunk, ChunkResult, ChunkStatus, Stage, StoreSummary
+from kg.models import Chunk, ChunkResult, ChunkStatus, EmbeddingCounts, Stage
+from kg.stages.contract import Budget, StageProgress, StageRequest
 from kg.stages.plan import PlannedDocument
+
+# Texts per saved slice: big enough that a slice is several embedding requests, small enough that
+# a slice of OpenAI embeddings (about a minute at worst) fits well inside a Lambda's budget.
+EMBED_SLICE = 2048
+
+
+class EmbeddingPlan(BaseModel):
+    missing: list[str]  # sorted, each once
+    reused: int
 
 
 def merge_and_store(
-    job_id: str, embedder: Embedder, graph: GraphStore, blobs: BlobStore, ledger: Ledger
-) -> StoreSummary:
+    request: StageRequest,
+    embedder: Embedder,
+    graph: GraphStore,
+    blobs: BlobStore,
+    ledger: Ledger,
+    slice_size: int = EMBED_SLICE,
+) -> StageProgress:
+    job_id = request.job_id
+    budget = Budget.of(request)
     ledger.set_stage(job_id, Stage.STORE)
     planned = PlannedDocument.model_validate_json(blobs.get(document_key(job_id)))
     results = [_read_result(blobs, job_id, i) for i in range(planned.chunk_count)]
     usable = [r for r in results if r.status is not ChunkStatus.FAILED]
     if not usable:
         first = next((r.error for r in results if r.error), "no error recorded")
-        raise ExtractionFailed(f"all {planned.chunk_count} chunks failed, nothing to store (chunk 0: {first})")
-    chunks = [Chunk.model_validate_json(blobs.get(chunk_key(job_id, i))) for i in range(planned.chunk_count)]
+        raise ExtractionFailed(f"all {planned.chunk_count} chunks failed, nothing to store (first error: {first})")
     merged = merge_chunk_results(usable)
-    spent_before = embedder.usage
-    vectors, embeddings = embedding_map(merged, embedder, graph)
-    if embedder.usage != spent_before:
-        ledger.record_usage(job_id, Stage.STORE, embedder.usage.since(spent_before))
-    new_rows = graph.write_document(job_id, planned.document, chunks, merged, vectors)
+    texts = merged.embedding_texts()
+
+    plan_key = stage_key(job_id, "store", "embedding-plan.json")
+    stored_plan = get_optional(blobs, plan_key)
+    if stored_plan is None:
+        missing, _ = missing_texts(texts, graph)
+        plan = EmbeddingPlan(missing=missing, reused=len(set(texts.values())) - len(missing))
+        blobs.put(plan_key, plan.model_dump_json().encode())
+    else:
+        plan = EmbeddingPlan.model_validate_json(stored_plan)
+
+    slices = range(0, (len(plan.missing) + slice_size - 1) // slice_size)
+    by_text: dict[str, np.ndarray] = {}
+    done_this_call = 0
+    for k in slices:
+        key = stage_key(job_id, "store", f"vectors-{k:05d}.npy")
+        saved = get_optional(blobs, key)
+        if saved is None:
+            if done_this_call and budget.expired():
+                return StageProgress(job_id=job_id, stage=Stage.STORE, state="more",
+                                     counts={"slices_done": k, "slices_total": len(slices)})
+            texts_k = plan.missing[k * slice_size:(k + 1) * slice_size]
+            embedded = embedder.embed(texts_k)
+            ledger.record_usage(job_id, Stage.STORE, embedded.usage, part=f"embed-{k:05d}")
+            saved = _to_bytes(embedded.vectors)
+            blobs.put(key, saved)
+            done_this_call += 1
+        vectors = np.load(io.BytesIO(saved), allow_pickle=False)
+        by_text.update(zip(plan.missing[k * slice_size:(k + 1) * slice_size], vectors, strict=True))
+
+    need_stored = {row_id: text for row_id, text in texts.items() if text not in by_text}
+    stored = graph.stored_vectors(need_stored.keys())
+    by_text.update({need_stored[row_id]: vector for row_id, vector in stored.items()})
+    # A vector the plan counted on can be gone by now (another job's dedup merged its row away).
+    late = sorted({text for text in need_stored.values() if text not in by_text})
+    if late:
+        embedded = embedder.embed(late)
+        ledger.record_usage(job_id, Stage.STORE, embedded.usage, part="embed-late")
+        by_text.update(zip(late, embedded.vectors, strict=True))
+
+    chunks = [Chunk.model_validate_json(blobs.get(chunk_key(job_id, i))) for i in range(planned.chunk_count)]
+    graph.write_document(job_id, planned.document, chunks, merged, {row_id: by_text[t] for row_id, t in texts.items()})
+
     kinds = [n.kind for n in merged.nodes.values()]
-    summary = StoreSummary(
-        job_id=job_id,
-        chunks_stored=len(usable),
-        chunks_failed=len(results) - len(usable),
-        chunks_partial=sum(r.status is ChunkStatus.PARTIAL for r in results),
-        triples=merged.counts(),
-        entities=kinds.count("entity"),
-        events=kinds.count("event"),
-        relations=len(merged.relations),
-        embeddings=embeddings,
-        new_rows=new_rows,
-    )
-    ledger.set_stage(job_id, Stage.STORE, {"triples": summary.triples.as_dict(),
-                                           "embeddings": embeddings.model_dump(), "new_rows": new_rows})
-    return summary
+    triples = merged.counts()
+    embeddings = EmbeddingCounts(computed=len(plan.missing), reused=plan.reused)
+    ledger.set_stage(job_id, Stage.STORE, {
+        "triples": triples.as_dict(),
+        "entities": kinds.count("entity"),
+        "events": kinds.count("event"),
+        "relations": len(merged.relations),
+        "embeddings": embeddings.model_dump(),
+        "chunks_stored": len(usable),
+    })
+    return StageProgress(job_id=job_id, stage=Stage.STORE, state="done", counts={
+        "triples": triples.total, "entities": kinds.count("entity"), "events": kinds.count("event"),
+        "relations": len(merged.relations), "embeddings_computed": embeddings.computed,
+        "embeddings_reused": embeddings.reused,
+    })
+
+
+def _to_bytes(vectors: np.ndarray) -> bytes:
+    out = io.BytesIO()
+    np.save(out, np.asarray(vectors, dtype=np.float32), allow_pickle=False)
+    return out.getvalue()
 
 
 def _read_result(blobs: BlobStore, job_id: str, index: int) -> ChunkResult:
-    try:
-        return ChunkResult.model_validate_json(blobs.get(result_key(job_id, index)))
-    except NotFound:
+    stored = get_optional(blobs, result_key(job_id, index))
+    if stored is None:
         # The Map item never finished (its Lambda died past its retries): the chunk counts as failed.
         return ChunkResult(job_id=job_id, chunk_index=index, status=ChunkStatus.FAILED, error="no result")
+    return ChunkResult.model_validate_json(stored)

@@ -1,18 +1,24 @@
-"""Plan: hash and chunk the document, leave the chunks in the blob store, open the job in the ledger."""
+"""Plan: read and check the document, chunk it, leave the chunks in the blob store, open the job.
+
+Everything that can refuse the document (bytes that are not text, too many chunks) runs before the
+job is opened, so a refused document leaves no job behind. Calling plan again with the same request
+writes the same blobs and changes nothing in the ledger.
+"""
 
 from __future__ import annotations
 
 import hashlib
-import uuid
 
 from pydantic import BaseModel
 
 from kg.blobs import BlobStore, chunk_key, document_key
 from kg.chunking import chunk_text
+from kg.documents import decode_document
+from kg.errors import InvalidInput
 from kg.graph import DocumentRow
 from kg.ledger import Ledger
-from kg.models import DocumentInput, JobPlan
 from kg.normalize import document_id
+from kg.stages.contract import MAX_CHUNKS, JobPlan, PlanRequest
 from kg.tokenizer import count_tokens
 
 
@@ -20,6 +26,7 @@ class ChunkingParams(BaseModel):
     max_tokens: int = 3000
     overlap_tokens: int = 200
     encoding: str = "o200k_base"
+    max_document_bytes: int = 10_000_000
 
 
 class PlannedDocument(BaseModel):
@@ -29,17 +36,16 @@ class PlannedDocument(BaseModel):
     chunk_count: int
 
 
-def plan(
-    document: DocumentInput,
-    blobs: BlobStore,
-    ledger: Ledger,
-    chunking: ChunkingParams,
-    job_id: str | None = None,
-) -> JobPlan:
-    job_id = job_id or str(uuid.uuid4())
+def plan(request: PlanRequest, blobs: BlobStore, ledger: Ledger, chunking: ChunkingParams) -> JobPlan:
+    document = decode_document(blobs.get(request.text_key), request.source, chunking.max_document_bytes,
+                               request.source_type, request.source_date)
     doc_id = document_id(document.source)
-    ledger.create_job(job_id, document.source)
     chunks = chunk_text(document.text, str(doc_id), chunking.max_tokens, chunking.overlap_tokens, chunking.encoding)
+    if len(chunks) > MAX_CHUNKS:
+        raise InvalidInput(
+            f"{document.source}: {len(chunks):,} chunks of {chunking.max_tokens} tokens is over the limit of "
+            f"{MAX_CHUNKS:,} per document; split it, or raise KG_CHUNK_TOKENS"
+        )
     row = DocumentRow(
         id=doc_id,
         source=document.source,
@@ -49,11 +55,13 @@ def plan(
         chars=len(document.text),
         tokens=count_tokens(document.text, chunking.encoding),
     )
+    ledger.create_job(request.job_id, document.source)
     for chunk in chunks:
-        blobs.put(chunk_key(job_id, chunk.index), chunk.model_dump_json().encode())
-    blobs.put(document_key(job_id), PlannedDocument(document=row, chunk_count=len(chunks)).model_dump_json().encode())
-    ledger.start_extraction(job_id, str(doc_id), len(chunks))
+        blobs.put(chunk_key(request.job_id, chunk.index), chunk.model_dump_json().encode())
+    planned = PlannedDocument(document=row, chunk_count=len(chunks))
+    blobs.put(document_key(request.job_id), planned.model_dump_json().encode())
+    ledger.start_extraction(request.job_id, str(doc_id), len(chunks))
     return JobPlan(
-        job_id=job_id, document_id=str(doc_id), source=document.source,
-        chunk_count=len(chunks), content_hash=row.content_hash, tokens=row.tokens,
+        job_id=request.job_id, document_id=str(doc_id), source=document.source, chunk_count=len(chunks),
+        tokens=row.tokens, content_hash=row.content_hash, options=request.options, items=list(range(len(chunks))),
     )

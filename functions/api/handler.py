@@ -1,0 +1,14 @@
+"""Api (API Gateway REST, Lambda proxy): the routes are kg.aws.api's."""
+
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from kg.aws.api import app
+from kg.aws.observability import powertools
+
+logger, tracer, metrics = powertools()
+
+
+@logger.inject_lambda_context(clear_state=True)
+@tracer.capture_lambda_handler
+def handler(event: dict, context: LambdaContext) -> dict:
+    return app.resolve(event, context)

@@ -1,0 +1,24 @@
+"""MergeAndStore (called again while it answers `more`): merge the chunk results, embed, write the graph."""
+
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from kg.aws.events import JobEvent
+from kg.aws.observability import add_counts, powertools
+from kg.aws.ports import aws_ports
+from kg.stages import merge_and_store
+
+logger, tracer, metrics = powertools()
+
+
+@logger.inject_lambda_context(clear_state=True)
+@tracer.capture_lambda_handler
+@metrics.log_metrics
+def handler(event: dict, context: LambdaContext) -> dict:
+    job = JobEvent.model_validate(event)
+    logger.append_keys(job_id=job.job_id)
+    ports = aws_ports()
+    progress = merge_and_store(job.stage_request(context), ports.embedder, ports.graph, ports.blobs, ports.ledger)
+    if progress.state == "done":
+        add_counts(metrics, progress.counts)
+    logger.info("merge and store", extra={"state": progress.state, "counts": progress.counts})
+    return progress.model_dump(mode="json")
