@@ -14,6 +14,8 @@ from kg.blobs import BlobStore
 from kg.blobs.folder import FolderBlobStore
 from kg.blobs.s3 import S3BlobStore
 from kg.db import Database, migrate
+from kg.graph import GraphStore
+from kg.graph.postgres import PostgresGraphStore
 from kg.ledger import Ledger
 from kg.ledger.dynamodb import DynamoDbLedger
 from kg.ledger.postgres import PostgresLedger
@@ -88,3 +90,9 @@ def llm_cache(request: pytest.FixtureRequest) -> LlmCache:
     if request.param == "postgres":
         return PostgresLlmCache(request.getfixturevalue("database"))
     return request.getfixturevalue("s3_llm_cache")
+
+
+@pytest.fixture(params=["postgres"])
+def graph_store(request: pytest.FixtureRequest) -> GraphStore:
+    """Every GraphStore implementation (one today: the suite is where a second one must pass)."""
+    return PostgresGraphStore(request.getfixturevalue("database"))
