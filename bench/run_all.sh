@@ -10,6 +10,7 @@ PY="${1:-${PYTHON:-.venv/bin/python}}"
 "$PY" bench/llm_overhead.py
 "$PY" bench/llm_rate_limit.py
 "$PY" bench/llm_tokens.py
+"$PY" bench/aws_overhead.py
 "$PY" bench/dedup_scale.py --sizes 10000 --greedy
 "$PY" bench/dedup_scale.py --sizes 100000
 "$PY" bench/delete_document.py --triples 100000 --docs 100

@@ -1,4 +1,5 @@
-"""Fixtures shared by every layer: one embedded PostgreSQL (with pgvector) per test session."""
+"""Fixtures shared by every layer: one embedded PostgreSQL (with pgvector) per test session, and one
+synthesis of the CDK app (tests/infra checks it, tests/aws executes its state machine in moto)."""
 
 from __future__ import annotations
 
@@ -8,6 +9,8 @@ from collections.abc import Iterator
 
 import psycopg
 import pytest
+
+from tests.support.cdk import Synthesis, cdk_json_context, synthesize_without_layer
 
 
 @pytest.fixture(scope="session")
@@ -35,3 +38,14 @@ def database_url(pg_server) -> Iterator[str]:
     yield pg_server.get_uri(database=name)
     with psycopg.connect(admin, autocommit=True) as conn:
         conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture(scope="session")
+def cdk_context() -> dict:
+    return cdk_json_context()
+
+
+@pytest.fixture(scope="session")
+def synth(tmp_path_factory: pytest.TempPathFactory, cdk_context: dict) -> Synthesis:
+    """The CDK app synthesized once per session (about 5 s), as `cdk synth` does (tests/support/cdk.py)."""
+    return synthesize_without_layer(cdk_context, tmp_path_factory.mktemp("cdk"))

@@ -2,7 +2,7 @@
 
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from kg.aws.api import app
+from kg.aws.api import handle
 from kg.aws.observability import powertools
 
 logger, tracer, metrics = powertools()
@@ -11,4 +11,4 @@ logger, tracer, metrics = powertools()
 @logger.inject_lambda_context(clear_state=True)
 @tracer.capture_lambda_handler
 def handler(event: dict, context: LambdaContext) -> dict:
-    return app.resolve(event, context)
+    return handle(event, context)

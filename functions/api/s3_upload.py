@@ -1,4 +1,4 @@
-"""S3Upload (an object created under incoming/): start a job for each document, read where it lies."""
+"""S3Upload (an object created under incoming/): the job of each document, read where it lies."""
 
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.parser.models import S3Model
@@ -15,9 +15,9 @@ logger, tracer, metrics = powertools()
 @tracer.capture_lambda_handler
 @metrics.log_metrics
 def handler(event: dict, context: LambdaContext) -> dict:
-    started = start_uploads(S3Model.model_validate(event), aws_ports())
-    job_ids = [request.job_id for request in started]
-    logger.append_keys(job_id=",".join(job_ids))
+    jobs = start_uploads(S3Model.model_validate(event), aws_ports())
+    started = [job.job_id for job in jobs if job.started]
+    logger.append_keys(job_id=",".join(job.job_id for job in jobs))
     metrics.add_metric(name="JobsStarted", unit=MetricUnit.Count, value=len(started))
-    logger.info("jobs started", extra={"sources": [request.source for request in started]})
-    return {"jobs": job_ids}
+    logger.info("uploads", extra={"jobs": [job.model_dump(mode="json") for job in jobs]})
+    return {"jobs": [job.job_id for job in jobs], "started": started}

@@ -13,6 +13,7 @@ from __future__ import annotations
 import importlib.util
 import json
 import sys
+import threading
 import traceback
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -39,16 +40,27 @@ MIGRATE = "migrate/handler.py"
 MAX_ROUNDS = 50  # a looping stage that never says `done` fails the test instead of hanging it
 
 
+_loading = threading.Lock()  # Map items call handlers from several threads: one loads, the others wait
+
+
 def load_handler(handler_file: str) -> ModuleType:
     """The module of functions/<handler_file>, loaded once per test session."""
     name = "kg_function_" + handler_file.removesuffix(".py").replace("/", "_")
-    if name not in sys.modules:
-        spec = importlib.util.spec_from_file_location(name, FUNCTIONS_DIR / handler_file)
-        assert spec is not None and spec.loader is not None, handler_file
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[name] = module
+    with _loading:
+        return sys.modules.get(name) or _load(name, handler_file)
+
+
+def _load(name: str, handler_file: str) -> ModuleType:
+    spec = importlib.util.spec_from_file_location(name, FUNCTIONS_DIR / handler_file)
+    assert spec is not None and spec.loader is not None, handler_file
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    try:
         spec.loader.exec_module(module)
-    return sys.modules[name]
+    except BaseException:
+        del sys.modules[name]
+        raise
+    return module
 
 
 def function_name(handler_file: str) -> str:

@@ -59,6 +59,17 @@ def moto_sfn() -> Iterator[None]:
         yield
 
 
+@contextlib.contextmanager
+def executing_state_machines() -> Iterator[None]:
+    """Inside a mock already started (e.g. a plain `mock_aws()`): Step Functions executes definitions
+    and Lambda is the Docker-free backend from now on. moto reads both settings at each request; state
+    machines created before stay with the backend that does not execute."""
+    from moto.core.config import default_user_config
+
+    with mock.patch.dict(default_user_config, MOTO_CONFIG):
+        yield
+
+
 @dataclass
 class FakeLambdaContext:
     """What Powertools and the handlers read from a Lambda context."""

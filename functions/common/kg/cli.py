@@ -1,22 +1,35 @@
-"""The `kg` command: the local engine's edge. Exit codes: 0 SUCCEEDED or PARTIAL, 1 FAILED, 2 bad usage or input."""
+"""The `kg` command: the edge of the local engine, and of a deployed stack (`--engine aws`, kg.engine.aws).
+Exit codes: 0 SUCCEEDED or PARTIAL, 1 FAILED, 2 bad usage or input."""
 
 from __future__ import annotations
 
 import json
 import sys
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from pydantic import ValidationError
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TaskID,
+    TaskProgressColumn,
+    TextColumn,
+    TimeElapsedColumn,
+)
 from rich.table import Table
+from rich.text import Text
 
 from kg.documents import decode_document, parse_source_date
 from kg.errors import InvalidInput, KgError, NotFound
 from kg.models import DocumentInput, IngestReport, JobRecord, JobStatus, Stage
 from kg.settings import Settings
+
+if TYPE_CHECKING:
+    from kg.engine.aws import DeployedStack
 
 app = typer.Typer(
     help="Turn documents into a knowledge graph in PostgreSQL + pgvector.",
@@ -34,6 +47,9 @@ err = Console(stderr=True)
 EXIT_FAILED = 1
 EXIT_BAD_INPUT = 2
 
+EngineOption = Annotated[str | None, typer.Option(
+    "--engine", help="local (this machine), or aws: the deployed stack KG_STACK_NAME (default KG_ENGINE, local).")]
+
 
 def _settings(**overrides: Any) -> Settings:
     try:
@@ -41,6 +57,15 @@ def _settings(**overrides: Any) -> Settings:
     except ValidationError as e:
         first = e.errors()[0]
         raise InvalidInput(f"setting {'.'.join(map(str, first['loc']))}: {first['msg']}") from None
+
+
+def _stack(settings: Settings) -> DeployedStack:
+    """The deployed stack `--engine aws` drives, found before anything is written."""
+    try:
+        from kg.engine.aws import DeployedStack
+    except ImportError as e:
+        raise InvalidInput(f"--engine aws needs the aws extra (pip install 'kg-pipeline[aws]'): {e}") from None
+    return DeployedStack.connect(settings)
 
 
 def _print_json(payload: Any) -> None:
@@ -91,6 +116,23 @@ class RichObserver:
         self.progress.advance(self.tasks[stage], amount)
 
 
+class RichJobObserver:
+    """A deployed stack's jobs: one bar per job on stderr, its progress as the ledger says, shown
+    only on a terminal."""
+
+    def __init__(self, progress: Progress):
+        self.progress = progress
+        self.tasks: dict[str, TaskID] = {}
+
+    def job_updated(self, record: JobRecord) -> None:
+        label = f"{Path(record.source).name}: {RichObserver._LABELS.get(record.stage, record.stage.value.lower())}"
+        if record.stage is Stage.EXTRACT and record.chunks_total:
+            label += f" {record.chunks_done}/{record.chunks_total} chunks"
+        if record.job_id not in self.tasks:
+            self.tasks[record.job_id] = self.progress.add_task(label, total=100)
+        self.progress.update(self.tasks[record.job_id], description=label, completed=record.progress)
+
+
 def _report_table(report: IngestReport) -> Table:
     table = Table(title=f"{report.source}", show_header=False, title_justify="left")
     table.add_row("job", report.job_id)
@@ -122,12 +164,26 @@ def ingest(
     concepts: Annotated[bool | None, typer.Option("--concepts/--no-concepts", help="Generate concepts (default on).")] = None,
     dedup: Annotated[bool | None, typer.Option("--dedup/--no-dedup", help="Merge near-duplicates (default off).")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="One JSON object per document on stdout.")] = False,
+    engine: EngineOption = None,
+    wait: Annotated[bool, typer.Option("--wait/--no-wait", help="--engine aws: follow the jobs to their end "
+                                                                 "(default), or only start them.")] = True,
+    rerun: Annotated[bool, typer.Option("--rerun", help="--engine aws: run a document again that the stack has "
+                                                        "run with the same options (else its job is reported).")] = False,
 ) -> None:
     """Ingest documents: chunk, extract the four triple types, embed, store, conceptualize, [deduplicate]."""
     from kg.engine.local import ingest as run_ingest, open_local_ports
 
-    settings = _settings(max_concurrency=max_concurrency, concepts=concepts, dedup=dedup)
+    settings = _settings(engine=engine, max_concurrency=max_concurrency, concepts=concepts, dedup=dedup)
+    if settings.engine == "aws" and max_concurrency is not None:
+        raise InvalidInput("--max-concurrency is the local engine's; a stack's is kg:mapMaxConcurrency (cdk.json)")
+    if settings.engine == "local" and not wait:
+        raise InvalidInput("--no-wait is for --engine aws: the local engine runs the job in this process")
+    if settings.engine == "local" and rerun:
+        raise InvalidInput("--rerun is for --engine aws: the local engine runs every document it is given")
     documents = _read_documents(paths, source, source_type, source_date, settings.max_document_bytes)
+    if settings.engine == "aws":
+        _ingest_on_stack(_stack(settings), documents, as_json, wait, rerun)
+        return
     ports = open_local_ports(settings)
     failed = False
     try:
@@ -150,12 +206,44 @@ def ingest(
         raise typer.Exit(EXIT_FAILED)
 
 
+def _ingest_on_stack(stack: DeployedStack, documents: list[DocumentInput], as_json: bool, wait: bool,
+                     rerun: bool) -> None:
+    err.print(f"stack: {stack.name}   state machine: {stack.outputs.state_machine_arn}",
+              highlight=False, markup=False, soft_wrap=True)
+    submitted = [stack.submit(document, rerun=rerun) for document in documents]
+    for job in submitted:
+        if not job.started:
+            err.print(f"{job.source}: submitted before as job {job.job_id} ({job.status.value}); "
+                      "--rerun runs it again", highlight=False, markup=False, soft_wrap=True)
+    if not wait:
+        for job in submitted:
+            if as_json:
+                _print_json({"job_id": job.job_id, "source": job.source, "status": job.status.value,
+                             "started": job.started, "execution_arn": job.execution_arn})
+            elif job.started:
+                out.print(f"started {job.job_id} for {job.source}: kg status --engine aws {job.job_id}",
+                          highlight=False, markup=False, soft_wrap=True)
+        return
+    with Progress(TextColumn("{task.description}"), BarColumn(), TaskProgressColumn(), TimeElapsedColumn(),
+                  console=err, disable=not err.is_terminal, transient=as_json) as progress:
+        reports = stack.follow(submitted, RichJobObserver(progress))
+    for report in reports:
+        if as_json:
+            _print_json(report.model_dump(mode="json"))
+        else:
+            out.print(_report_table(report))
+    if any(report.status is JobStatus.FAILED for report in reports):
+        raise typer.Exit(EXIT_FAILED)
+
+
 def _open_ledger_and_graph(settings: Settings):
     from kg.db import open_database
     from kg.providers import default_embedder
     from kg.graph.postgres import PostgresGraphStore
     from kg.ledger.postgres import PostgresLedger
 
+    if settings.engine != "local":
+        raise InvalidInput(f"this command works on the local engine only, and KG_ENGINE is {settings.engine}")
     embedder = default_embedder(settings)
     # Like `kg ingest`, every command migrates on first use: `kg stats` on a new database says 0.
     db = open_database(settings, embedder.model, embedder.dimensions, migrate=True)
@@ -170,7 +258,7 @@ def _compact(value: object) -> str:
     return str(value)
 
 
-def _job_table(job: JobRecord) -> Table:
+def _job_table(job: JobRecord, execution: dict[str, str] | None = None) -> Table:
     table = Table(title=f"job {job.job_id}", show_header=False, title_justify="left")
     table.add_row("source", job.source)
     table.add_row("status", job.status.value)
@@ -188,6 +276,9 @@ def _job_table(job: JobRecord) -> Table:
         if chunk.error:
             table.add_row(f"chunk {chunk.index}", f"{chunk.status.value}: {chunk.error}")
     table.add_row("updated", job.updated_at.isoformat(timespec="seconds"))
+    if execution:
+        table.add_row("execution", execution["status"])
+        table.add_row("console", Text(execution["console_url"], overflow="fold"))
     return table
 
 
@@ -195,26 +286,40 @@ def _job_table(job: JobRecord) -> Table:
 def status(
     job_id: Annotated[str, typer.Argument(help="The job id that `kg ingest` printed.")],
     as_json: Annotated[bool, typer.Option("--json")] = False,
+    engine: EngineOption = None,
 ) -> None:
-    """A job's status, stage, progress, counts and errors."""
-    db, ledger, _ = _open_ledger_and_graph(_settings())
-    with db:
-        job = ledger.get(job_id)
-    if as_json:
-        _print_json(job.model_dump(mode="json"))
+    """A job's status, stage, progress, counts and errors (on AWS also its execution)."""
+    settings = _settings(engine=engine)
+    execution = None
+    if settings.engine == "aws":
+        job, execution = _stack(settings).status(job_id)
     else:
-        out.print(_job_table(job))
+        db, ledger, _ = _open_ledger_and_graph(settings)
+        with db:
+            job = ledger.get(job_id)
+    if as_json:
+        payload = job.model_dump(mode="json")
+        if settings.engine == "aws":
+            payload["execution"] = execution
+        _print_json(payload)
+    else:
+        out.print(_job_table(job, execution))
 
 
 @app.command()
 def jobs(
     limit: Annotated[int, typer.Option(min=1, help="How many of the latest jobs.")] = 20,
     as_json: Annotated[bool, typer.Option("--json")] = False,
+    engine: EngineOption = None,
 ) -> None:
     """The latest jobs."""
-    db, ledger, _ = _open_ledger_and_graph(_settings())
-    with db:
-        records = ledger.list_jobs(limit)
+    settings = _settings(engine=engine)
+    if settings.engine == "aws":
+        records = _stack(settings).jobs(limit)
+    else:
+        db, ledger, _ = _open_ledger_and_graph(settings)
+        with db:
+            records = ledger.list_jobs(limit)
     if as_json:
         _print_json([r.model_dump(mode="json", exclude={"chunks"}) for r in records])
         return
@@ -226,11 +331,15 @@ def jobs(
 
 
 @app.command()
-def stats(as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
-    """Totals of the graph: triples by type, entities, documents, vectors."""
-    db, _, graph = _open_ledger_and_graph(_settings())
-    with db:
-        graph_stats = graph.stats()
+def stats(as_json: Annotated[bool, typer.Option("--json")] = False, engine: EngineOption = None) -> None:
+    """Totals of the graph: triples by type, entities, documents, vectors (on AWS through the stack's API)."""
+    settings = _settings(engine=engine)
+    if settings.engine == "aws":
+        graph_stats = _stack(settings).stats()
+    else:
+        db, _, graph = _open_ledger_and_graph(settings)
+        with db:
+            graph_stats = graph.stats()
     if as_json:
         _print_json(graph_stats.model_dump(mode="json"))
         return

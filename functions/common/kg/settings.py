@@ -78,6 +78,11 @@ class Settings(BaseSettings):
     entity_dedup_threshold: float = Field(default=0.92, gt=0, le=1)  # cosine, entity names
     dedup_neighbours: int = Field(default=8, ge=1, le=100)  # kNN candidates per row
 
+    # What `kg` drives: the local engine, or a deployed stack found by its CloudFormation name
+    # (cdk.json's kg:stackName) with AWS's own settings (credentials, region, AWS_ENDPOINT_URL).
+    engine: Literal["local", "aws"] = "local"
+    stack_name: str = Field(default="kg", min_length=1)
+
     # AWS: what the stack (infra/stack.py) gives each Lambda; kg.aws.ports builds the ports from them.
     blob_bucket: str | None = None  # chunks, chunk results, stage state, the LLM cache
     ledger_table: str | None = None  # the DynamoDB ledger
