@@ -14,3 +14,4 @@ PY="${1:-${PYTHON:-.venv/bin/python}}"
 "$PY" bench/dedup_scale.py --sizes 10000 --greedy
 "$PY" bench/dedup_scale.py --sizes 100000
 "$PY" bench/delete_document.py --triples 100000 --docs 100
+"$PY" bench/search_latency.py --sizes 10000,100000

@@ -113,7 +113,8 @@ FUNCTIONS: tuple[FunctionSpec, ...] = (
     FunctionSpec("FailJob", "fail-job", "failure", "handler", 256, deletes_blobs=True,
                  description="End the job FAILED with the unhandled error"),
     FunctionSpec("Api", "api", "api", "handler", 1024, Duration.seconds(29),
-                 in_vpc=True, deletes_blobs=True, description="REST API: jobs, stats, document deletes"),
+                 in_vpc=True, openai=True, deletes_blobs=True,  # embeds the queries of /search and /concepts
+                 description="REST API: jobs, search, stats, document deletes"),
     FunctionSpec("S3Upload", "s3-upload", "api", "s3_upload", 256,
                  description="Start a job for each object uploaded under incoming/"),
     FunctionSpec("Migrate", "migrate", "migrate", "handler", 512, Duration.minutes(5),
@@ -455,6 +456,11 @@ class KgStack(Stack):
         }
         if spec.in_vpc:
             env["KG_DATABASE_SECRET_ARN"] = self.database_secret.secret_arn
+        if spec.openai:
+            # An LLM request waiting out a rate limit gives up before Lambda would kill it (a minute
+            # before, or a quarter of a short timeout), so the stage records its failure instead of dying.
+            timeout_s = spec.timeout.to_seconds()
+            env["KG_LLM_RETRY_DEADLINE_S"] = str(int(timeout_s - min(60, timeout_s / 4)))
         return env
 
     def _not_deployable(self, scope: Construct, message: str) -> None:
@@ -560,4 +566,8 @@ class KgStack(Stack):
         route(jobs.add_resource("{id}"), "GET", ("id",))
         route(api.root.add_resource("stats"), "GET")
         route(api.root.add_resource("documents").add_resource("{source}"), "DELETE", ("source",))
+        for query in ("search", "concepts", "neighbors"):  # kg.search: GET with parameters, POST with a body
+            resource = api.root.add_resource(query)
+            route(resource, "GET")
+            route(resource, "POST")
         return api

@@ -1,4 +1,4 @@
-"""Api (API Gateway REST, Lambda proxy): the routes are kg.aws.api's."""
+"""Api (API Gateway REST, Lambda proxy): kg.api's routes over the AWS backend (kg.aws.api)."""
 
 from aws_lambda_powertools.utilities.typing import LambdaContext
 

@@ -5,14 +5,16 @@ from __future__ import annotations
 
 import hashlib
 import uuid
+from dataclasses import replace
+from datetime import UTC, datetime
 
 import numpy as np
 import pytest
 
 from kg.errors import NotFound
-from kg.graph import DocumentRow, GraphStore
+from kg.graph import DocumentRow, GraphStore, MatchQuery, TripleFilter
 from kg.merge import MergedGraph, merge_chunk_results
-from kg.models import Chunk, ChunkResult, ChunkStatus, ConceptPhrase
+from kg.models import Chunk, ChunkResult, ChunkStatus, ConceptPhrase, TripleType
 from kg.normalize import concept_id, document_id
 from tests.support.extractors import fact
 
@@ -106,3 +108,129 @@ def test_dedup_applied_twice_merges_once_and_is_counted_for_its_job(graph_store:
 def test_deleting_an_unknown_document_is_not_found(graph_store: GraphStore):
     with pytest.raises(NotFound):
         graph_store.delete_document("never ingested")
+
+
+# -- search: what kg.search asks of a store ----------------------------------------------------------
+
+SEARCH_FACTS = [
+    fact("Marie Curie", "discovered", "radium", confidence=0.9),
+    fact("Marie Curie", "discovered", "polonium", confidence=0.7),
+    fact("Pierre Curie", "married", "Marie Curie", confidence=0.8),
+    fact("Pierre Curie", "worked with", "Henri Becquerel", confidence=0.6),
+    fact("Marie Curie", "felt", "pride", TripleType.EMOTIONAL_CONTEXT, confidence=0.5),
+]
+SEARCH_TEXT = ("Marie Curie discovered radium. Marie Curie discovered polonium. Pierre Curie married Marie Curie. "
+               "Pierre Curie worked with Henri Becquerel. Marie Curie felt pride.")
+
+
+def searchable(graph_store: GraphStore, source: str = "a", source_type: str = "text",
+               source_date: datetime | None = None) -> MergedGraph:
+    row, chunks, merged, vectors = document(source, SEARCH_TEXT, SEARCH_FACTS)
+    row = row.model_copy(update={"source_type": source_type, "source_date": source_date})
+    graph_store.write_document(str(uuid.uuid4()), row, chunks, merged, vectors)
+    return merged
+
+
+def ids_by_name(merged: MergedGraph) -> dict[str, uuid.UUID]:
+    found = {n.name: n.id for n in merged.nodes.values()}
+    found.update({r.name: r.id for r in merged.relations.values()})
+    found.update({t.statement: t.id for t in merged.triples.values()})
+    return found
+
+
+def test_embedding_space_is_the_one_the_store_was_made_for(graph_store: GraphStore):
+    assert graph_store.embedding_space() == ("test-model", DIMENSIONS)
+
+
+def test_match_ranks_by_cosine_and_by_the_names_a_query_contains(graph_store: GraphStore):
+    ids = ids_by_name(searchable(graph_store))
+    query = MatchQuery(vector=vector("radium"), text="who discovered radium", terms=("discovered", "radium"), limit=3)
+    nodes = {m.id: m for m in graph_store.match("node", query)}
+    radium = nodes[ids["radium"]]
+    assert (radium.vector_rank, radium.lexical_rank, radium.name) == (1, 1, "radium")
+    assert radium.similarity == pytest.approx(1.0, abs=1e-5)
+    assert len([m for m in nodes.values() if m.vector_rank]) == 3
+    relations = {m.id: m for m in graph_store.match("relation", query)}
+    assert relations[ids["discovered"]].lexical_rank == 1
+    # Triples match lexically through the names they state; a filter keeps out the other types.
+    statements = graph_store.match("triple", replace(query, filters=TripleFilter(types=("ENTITY_ENTITY",))))
+    assert {m.id for m in statements if m.lexical_rank} == {ids["Marie Curie discovered radium"]}
+    assert ids["Marie Curie felt pride"] not in {m.id for m in statements}
+    # The threshold drops every candidate less similar than it.
+    assert {m.id for m in graph_store.match("node", replace(query, threshold=0.999))} == {ids["radium"]}
+
+
+def test_match_filters_triples_by_the_documents_that_support_them(graph_store: GraphStore):
+    searchable(graph_store, "report", "report", datetime(2024, 5, 1, tzinfo=UTC))
+    query = MatchQuery(vector=vector("radium"), text="radium", terms=("radium",), limit=10)
+    everything = {m.id for m in graph_store.match("triple", query)}
+    assert len(everything) == len(SEARCH_FACTS)
+    for filters, expected in [
+        (TripleFilter(sources=("report",)), everything),
+        (TripleFilter(sources=("elsewhere",)), set()),
+        (TripleFilter(source_types=("report",)), everything),
+        (TripleFilter(source_types=("text",)), set()),
+        (TripleFilter(date_from=datetime(2024, 5, 1, tzinfo=UTC), date_to=datetime(2024, 5, 2, tzinfo=UTC)), everything),
+        (TripleFilter(date_to=datetime(2024, 4, 30, tzinfo=UTC)), set()),
+    ]:
+        assert {m.id for m in graph_store.match("triple", replace(query, filters=filters))} == expected, filters
+
+
+def test_triples_of_gives_the_nearest_triples_of_nodes_and_relations(graph_store: GraphStore):
+    ids = ids_by_name(searchable(graph_store))
+    of_pierre = graph_store.triples_of([ids["Pierre Curie"]], [], vector("Pierre Curie married Marie Curie"),
+                                       TripleFilter(), 10)
+    assert [t.id for t in of_pierre][0] == ids["Pierre Curie married Marie Curie"]
+    assert {t.id for t in of_pierre} == {ids["Pierre Curie married Marie Curie"], ids["Pierre Curie worked with Henri Becquerel"]}
+    assert [t.similarity for t in of_pierre] == sorted((t.similarity for t in of_pierre), reverse=True)
+    discovered = graph_store.triples_of([], [ids["discovered"]], vector("x"), TripleFilter(), 1)
+    assert len(discovered) == 1 and discovered[0].relation_id == ids["discovered"]
+    assert graph_store.triples_of([ids["pride"]], [], vector("x"), TripleFilter(types=("ENTITY_ENTITY",)), 10) == []
+
+
+def test_concept_members_are_listed_most_confident_first_or_nearest_first(graph_store: GraphStore):
+    searchable(graph_store)
+    elements = {e.name: e for e in graph_store.elements_to_conceptualize(None, limit=100)}
+    chosen = [elements["radium"], elements["polonium"], elements["discovered"]]
+    phrases = [[ConceptPhrase(phrase="chemical element", level="medium", confidence=c)] for c in (0.6, 0.9, 0.3)]
+    concept = concept_id("medium", "chemical element")
+    graph_store.write_concepts(None, chosen, phrases, {concept: vector("chemical element")})
+    listed = graph_store.concept_members([concept], 2)[concept]
+    assert listed.count == 3
+    assert [(m.name, m.kind, m.confidence) for m in listed.members] == [("polonium", "entity", pytest.approx(0.9)),
+                                                                       ("radium", "entity", pytest.approx(0.6))]
+    near = graph_store.members_near([concept], vector("discovered"), 2)
+    assert [(c, m.name) for c, m in near][0] == (concept, "discovered")
+    assert near[0][1].kind == "relation" and near[0][1].similarity == pytest.approx(1.0, abs=1e-5)
+    assert len(near) == 2
+
+
+def test_found_triples_carry_their_supporting_chunks(graph_store: GraphStore):
+    ids = ids_by_name(searchable(graph_store, "a", "note", datetime(2024, 1, 2, tzinfo=UTC)))
+    wanted = ids["Marie Curie discovered radium"]
+    found = graph_store.found_triples([wanted, uuid.uuid4()], 3)
+    assert list(found) == [wanted]
+    triple = found[wanted]
+    assert (triple.subject, triple.predicate, triple.object, triple.type) == (
+        "Marie Curie", "discovered", "radium", "ENTITY_ENTITY")
+    assert triple.provenance_count == 1
+    (p,) = triple.provenance
+    assert (p.source, p.source_type, p.chunk_index, p.chunk_start, p.chunk_text) == ("a", "note", 0, 0, SEARCH_TEXT)
+
+
+def test_neighbourhood_is_exact_by_hop_and_an_unknown_node_is_not_found(graph_store: GraphStore):
+    ids = ids_by_name(searchable(graph_store))
+    one = graph_store.neighbourhood("pierre curie", hops=1, limit=50)
+    assert [c.name for c in one.centres] == ["Pierre Curie"]
+    assert {t.id for t in one.triples} == {ids["Pierre Curie married Marie Curie"],
+                                           ids["Pierre Curie worked with Henri Becquerel"]}
+    assert {n.name: n.hops for n in one.nodes} == {"Pierre Curie": 0, "Marie Curie": 1, "Henri Becquerel": 1}
+    two = graph_store.neighbourhood(str(ids["Pierre Curie"]), hops=2, limit=50)
+    assert len(two.triples) == len(SEARCH_FACTS) and not two.truncated
+    assert {t.hop for t in two.triples if t.subject == "Marie Curie"} == {2}
+    cut = graph_store.neighbourhood("Pierre Curie", hops=2, limit=3)
+    assert cut.truncated and len(cut.triples) == 3 and {t.hop for t in cut.triples[:2]} == {1}
+    typed = graph_store.neighbourhood("Marie Curie", hops=1, limit=50, types=["EMOTIONAL_CONTEXT"])
+    assert [t.object for t in typed.triples] == ["pride"]
+    with pytest.raises(NotFound, match="Marie Curie"):
+        graph_store.neighbourhood("Marie Curiee", hops=1, limit=5)

@@ -228,6 +228,15 @@ def test_every_function_runs_python_3_11_with_the_one_layer_and_tracing(synth):
                 "KG_EXTRACTION_MODE", "KG_DEDUP"} <= set(env)
 
 
+def test_llm_requests_give_up_before_their_lambda_times_out(synth):
+    for spec in FUNCTIONS:
+        env = function(synth, spec.id)["Properties"]["Environment"]["Variables"]
+        if spec.openai:
+            assert 0 < float(env["KG_LLM_RETRY_DEADLINE_S"]) < spec.timeout.to_seconds()
+        else:
+            assert "KG_LLM_RETRY_DEADLINE_S" not in env
+
+
 def test_only_the_database_functions_run_in_the_vpc(synth):
     in_vpc = {spec.id for spec in FUNCTIONS if "VpcConfig" in function(synth, spec.id)["Properties"]}
     assert in_vpc == {"MergeAndStore", "GenerateConcepts", "Deduplicate", "Api", "Migrate"}
@@ -349,7 +358,7 @@ def test_only_the_functions_that_call_the_llm_or_embedding_api_may_read_its_key(
         for _, resource in granted(synth, spec.id, "secretsmanager")
         if "secret:kg/openai-api-key-??????" in resource
     }
-    assert readers == {"ExtractChunk", "MergeAndStore", "GenerateConcepts"}
+    assert readers == {"ExtractChunk", "MergeAndStore", "GenerateConcepts", "Api"}  # Api embeds search queries
 
 
 def test_ledger_grants_are_the_ledgers_calls_on_its_table_and_index_only(synth):
@@ -591,6 +600,7 @@ def test_api_routes_all_need_iam_and_reach_the_one_resolver(synth):
     routes = api_routes(synth)
     assert set(routes) == {
         ("POST", "/jobs"), ("GET", "/jobs"), ("GET", "/jobs/{id}"), ("GET", "/stats"), ("DELETE", "/documents/{source}"),
+        *((method, path) for method in ("GET", "POST") for path in ("/search", "/concepts", "/neighbors")),
     }
     api_fn = logical_id(synth, "ApiFunction", "AWS::Lambda::Function")
     for route, method in routes.items():

@@ -73,6 +73,37 @@ def test_429_three_times_then_success_honours_retry_after(open_ports, openai_set
     assert report.llm.calls == fake_openai.ok_chat + len(fake_openai.embedding_requests())
 
 
+def test_at_a_tight_rate_limit_every_chunk_succeeds_by_waiting_out_the_429s(open_ports, openai_settings, fake_openai):
+    # Issue 11's 8 requests/min, scaled down in time: 90/min tells a refused request to come back
+    # within about 0.7 s instead of 7.5 s. Twelve type-calls and the embeddings contend for it.
+    fake_openai.rate_limit(90)
+    settings = openai_settings.model_copy(update={
+        "llm_max_retries": 0,  # 429s are waited out up to the deadline, not counted
+        "llm_retry_deadline_s": 120.0, "llm_backoff_base_s": 0.05,
+    })
+    ports = open_ports(settings)
+    report = ingest(document(10), ports, settings)
+    assert report.status is JobStatus.SUCCEEDED and report.chunks >= 3
+    assert report.chunks_failed == 0 and report.chunks_partial == 0
+    assert all(report.triples[t] > 0 for t in TYPES)
+    statuses = [c["status"] for c in fake_openai.stats()["chat"]]
+    assert statuses.count(429) > 0
+    assert statuses.count(200) == fake_openai.ok_chat == 4 * report.chunks
+    job = ports.ledger.get(report.job_id)
+    assert job.status is JobStatus.SUCCEEDED and all(c.status is ChunkStatus.SUCCEEDED for c in job.chunks)
+
+
+def test_a_rate_limit_that_asks_for_longer_than_the_deadline_gives_up_without_waiting(
+    open_ports, openai_settings, fake_openai
+):
+    fake_openai.on(of_type("EVENT_EVENT"), Reply(status=429, headers={"Retry-After": "600"}))
+    settings = openai_settings.model_copy(update={"llm_retry_deadline_s": 30.0})
+    ports = open_ports(settings)
+    report = ingest(document(1), ports, settings)
+    assert report.status is JobStatus.PARTIAL and report.triples["EVENT_EVENT"] == 0
+    assert len(fake_openai.chat_requests("EVENT_EVENT")) == report.chunks  # one attempt each, no wait
+
+
 def test_a_type_that_always_fails_with_500_is_recorded_failed_and_the_job_is_partial(
     open_ports, openai_settings, fake_openai
 ):

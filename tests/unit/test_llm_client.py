@@ -1,4 +1,6 @@
-"""The resilient call layer without a network: retry decisions, AIMD concurrency, circuit breaker."""
+"""The resilient call layer without a network: retry decisions, AIMD concurrency, circuit breaker.
+
+Retries run on a fake clock: `sleep` advances it, so deadlines of minutes are tested in microseconds."""
 
 from __future__ import annotations
 
@@ -18,16 +20,38 @@ def status_error(status: int, headers: dict[str, str] | None = None) -> openai.A
     return cls(f"HTTP {status}", response=response, body=None)
 
 
-def client(max_retries: int = 5, threshold: int = 3) -> LlmClient:
+def throttled(**headers: str) -> openai.APIStatusError:
+    return status_error(429, {k.replace("_", "-"): v for k, v in headers.items()})
+
+
+class FakeClock:
+    def __init__(self) -> None:
+        self.now = 0.0
+        self.sleeps: list[float] = []
+
+    def __call__(self) -> float:
+        return self.now
+
+    def sleep(self, seconds: float) -> None:
+        self.sleeps.append(seconds)
+        self.now += seconds
+
+
+def client(max_retries: int = 5, threshold: int = 3, deadline_s: float = 300.0, backoff_base_s: float = 0.0,
+           backoff_max_s: float = 0.0, clock: FakeClock | None = None) -> LlmClient:
     api = openai.OpenAI(api_key="test", base_url="http://llm.test/v1", max_retries=0)
-    return LlmClient(api, RetryPolicy(max_retries, 0.0, 0.0), concurrency=8, breaker_threshold=threshold)
+    clock = clock or FakeClock()
+    return LlmClient(api, RetryPolicy(deadline_s, max_retries, backoff_base_s, backoff_max_s), concurrency=8,
+                     breaker_threshold=threshold, clock=clock, sleep=clock.sleep)
 
 
-def scripted(*outcomes):
-    """A `send` that raises or returns the outcomes in order."""
+def scripted(*outcomes, clock: FakeClock | None = None, takes_s: float = 0.0):
+    """A `send` that raises or returns the outcomes in order, each taking `takes_s` on the clock."""
     remaining = list(outcomes)
 
     def send():
+        if clock is not None:
+            clock.now += takes_s
         outcome = remaining.pop(0)
         if isinstance(outcome, Exception):
             raise outcome
@@ -43,10 +67,88 @@ def test_retry_after_ms_wins_over_retry_after_and_dates_are_read():
     assert retry_after_seconds(httpx.Headers({})) is None
 
 
-def test_backoff_is_jittered_exponential_capped_and_never_shorter_than_retry_after():
-    policy = RetryPolicy(max_retries=9, backoff_base_s=0.5, backoff_max_s=4.0)
-    assert all(0 <= policy.delay(attempt, None) <= min(4.0, 0.5 * 2**attempt) for attempt in range(9) for _ in range(50))
-    assert all(3.0 <= policy.delay(0, 3.0) <= 3.5 for _ in range(50))
+def test_an_unreadable_retry_after_is_ignored():
+    assert retry_after_seconds(httpx.Headers({"retry-after": "soon"})) is None
+    assert retry_after_seconds(httpx.Headers({"retry-after-ms": "x", "retry-after": "4"})) == 4.0
+
+
+def test_a_429_waits_what_retry_after_ms_asks_plus_at_most_the_jitter():
+    clock = FakeClock()
+    llm = client(backoff_base_s=0.5, clock=clock)
+    assert llm.call(scripted(throttled(retry_after_ms="1500", retry_after="2"), "ok")) == "ok"
+    assert len(clock.sleeps) == 1 and 1.5 <= clock.sleeps[0] <= 2.0
+
+
+def test_a_429_waits_what_retry_after_asks_in_seconds_even_beyond_the_backoff_cap():
+    clock = FakeClock()
+    llm = client(backoff_max_s=1.0, clock=clock)
+    assert llm.call(scripted(throttled(retry_after="45"), throttled(retry_after="45"), "ok")) == "ok"
+    assert clock.sleeps == [45.0, 45.0]
+
+
+def test_429s_are_not_counted_against_max_retries_only_the_deadline_bounds_them():
+    clock = FakeClock()
+    llm = client(max_retries=0, deadline_s=300, clock=clock)
+    assert llm.call(scripted(*[throttled(retry_after="7.5")] * 30, "ok")) == "ok"
+    assert llm.attempts == 31 and clock.now == 225.0
+
+
+def test_retries_give_up_when_the_next_wait_would_pass_the_deadline_and_not_before():
+    clock = FakeClock()
+    llm = client(deadline_s=30, clock=clock)
+    with pytest.raises(openai.RateLimitError):
+        llm.call(scripted(*[throttled(retry_after="10")] * 10))
+    # Attempts at 0, 10, 20 and 30 s: after the last, waiting 10 s more would end at 40 > 30.
+    assert llm.attempts == 4 and clock.sleeps == [10.0, 10.0, 10.0] and clock.now == 30.0
+
+
+def test_the_time_requests_take_counts_towards_the_deadline():
+    clock = FakeClock()
+    llm = client(deadline_s=60, clock=clock)
+    with pytest.raises(openai.RateLimitError):
+        llm.call(scripted(*[throttled(retry_after="5")] * 10, clock=clock, takes_s=16))
+    # 16 s on the wire + 5 s waiting per attempt: the third ends at 58, and 58 + 5 > 60.
+    assert llm.attempts == 3 and clock.now == 58.0
+
+
+def test_a_retry_after_longer_than_the_deadline_gives_up_at_once_without_waiting():
+    clock = FakeClock()
+    llm = client(deadline_s=60, clock=clock)
+    with pytest.raises(openai.RateLimitError):
+        llm.call(scripted(throttled(retry_after="3600"), "never"))
+    assert llm.attempts == 1 and clock.sleeps == []
+
+
+def test_without_retry_after_backoff_is_jittered_exponential_and_capped():
+    for _ in range(20):
+        clock = FakeClock()
+        llm = client(max_retries=9, backoff_base_s=0.5, backoff_max_s=4.0, clock=clock)
+        assert llm.call(scripted(*[status_error(500)] * 9, "ok")) == "ok"
+        assert len(clock.sleeps) == 9
+        assert all(0 <= wait <= min(4.0, 0.5 * 2**n) for n, wait in enumerate(clock.sleeps))
+
+
+def test_a_503_with_retry_after_waits_what_it_asks():
+    clock = FakeClock()
+    llm = client(backoff_max_s=0.1, clock=clock)
+    assert llm.call(scripted(status_error(503, {"retry-after": "3"}), "ok")) == "ok"
+    assert clock.sleeps == [3.0]
+
+
+def test_5xx_are_capped_by_max_retries_and_429s_in_between_do_not_count():
+    llm = client(max_retries=1)
+    with pytest.raises(openai.InternalServerError):
+        llm.call(scripted(status_error(500), throttled(retry_after="1"), throttled(retry_after="1"),
+                          status_error(502), "never"))
+    assert llm.attempts == 4
+
+
+def test_5xx_are_bounded_by_the_deadline_too():
+    clock = FakeClock()
+    llm = client(max_retries=1000, deadline_s=100, backoff_base_s=1.0, backoff_max_s=30.0, clock=clock)
+    with pytest.raises(openai.InternalServerError):
+        llm.call(scripted(*[status_error(500)] * 1000, clock=clock, takes_s=1.0))
+    assert 2 < llm.attempts < 1000 and clock.now <= 100
 
 
 def test_429s_are_retried_and_halve_the_concurrency_limit():

@@ -4,6 +4,7 @@ Exit codes: 0 SUCCEEDED or PARTIAL, 1 FAILED, 2 bad usage or input."""
 from __future__ import annotations
 
 import json
+import signal
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
@@ -462,6 +463,221 @@ def db_url() -> None:
     from kg.db import database_url
 
     print(database_url(_settings()))
+
+
+# -- querying the graph (kg.search): the same functions and payloads as the MCP tools and the API ----
+
+
+def _open_search(settings: Settings):
+    """The graph, and the embedder queries are embedded with: the settings' own, which opening the
+    store checks against the model it was built with (StoreMismatch otherwise)."""
+    from kg.db import open_database
+    from kg.graph.postgres import PostgresGraphStore
+    from kg.providers import default_embedder
+
+    if settings.engine != "local":
+        raise InvalidInput(f"this command works on the local engine only, and KG_ENGINE is {settings.engine}")
+    embedder = default_embedder(settings)
+    db = open_database(settings, embedder.model, embedder.dimensions, migrate=True)
+    return db, PostgresGraphStore(db), embedder
+
+
+def _sources(sources: list[str] | None) -> list[str] | None:
+    """`--source notes.txt` names what `kg ingest notes.txt` stored: its absolute path."""
+    if not sources:
+        return None
+    named = []
+    for source in sources:
+        named.append(source)
+        resolved = str(Path(source).resolve())
+        if resolved != source and Path(source).exists():
+            named.append(resolved)
+    return named
+
+
+def _weights(text: str | None) -> dict[str, str] | None:
+    """--weights "entity=0.5,semantic=0.5": the lists not named keep their default weight."""
+    if text is None:
+        return None
+    weights = {}
+    for part in text.split(","):
+        name, sep, value = part.partition("=")
+        if not sep or not name.strip():
+            raise InvalidInput(f"--weights {text!r}: give list=weight pairs, e.g. entity=0.3,semantic=0.5")
+        weights[name.strip()] = value.strip()
+    return weights
+
+
+_SHORT_TYPES = {"ENTITY_ENTITY": "EE", "ENTITY_EVENT": "EV", "EVENT_EVENT": "VV", "EMOTIONAL_CONTEXT": "EMO"}
+
+
+def _clip(text: str, width: int) -> str:
+    text = " ".join(text.split())
+    return text if len(text) <= width else text[: width - 1] + "…"
+
+
+@app.command("search")
+def search_graph(
+    query: Annotated[str, typer.Argument(help="What to look for, in words (at most 2,000 characters).")],
+    limit: Annotated[int, typer.Option(help="How many triples, 1 to 100.")] = 10,
+    threshold: Annotated[float, typer.Option(help="The least cosine similarity of the query and what matched, "
+                                                  "0 (none) to 1.")] = 0.3,
+    triple_types: Annotated[list[str] | None, typer.Option("--type", help="Only triples of this type (repeatable): "
+                            "ENTITY_ENTITY, ENTITY_EVENT, EVENT_EVENT, EMOTIONAL_CONTEXT.")] = None,
+    sources: Annotated[list[str] | None, typer.Option("--source", help="Only triples from this document "
+                       "(repeatable; its source, or the path it was ingested from).")] = None,
+    source_types: Annotated[list[str] | None, typer.Option("--source-type", help="Only triples from documents of "
+                            "this source type (repeatable).")] = None,
+    date_from: Annotated[str | None, typer.Option("--from", help="Only triples from documents dated on or after "
+                                                                "this (ISO-8601).")] = None,
+    date_to: Annotated[str | None, typer.Option("--to", help="Only triples from documents dated on or before this "
+                                                            "(a date alone: its whole day).")] = None,
+    lists: Annotated[list[str] | None, typer.Option("--list", help="Search only this list (repeatable): entity, "
+                     "relationship, semantic, concept.")] = None,
+    weights: Annotated[str | None, typer.Option(help="Fusion weights, e.g. entity=0.3,relationship=0.2,"
+                                                      "semantic=0.3,concept=0.2 (the defaults).")] = None,
+    as_json: Annotated[bool, typer.Option("--json")] = False,
+) -> None:
+    """Fusion search: triples ranked by entity, relationship, statement and concept matches, with their sources."""
+    from kg.search import SearchRequest, parse_request, search as run_search
+
+    request = parse_request(
+        SearchRequest, query=query, limit=limit, threshold=threshold, sources=_sources(sources),
+        types=[t.upper() for t in triple_types] if triple_types else None, source_types=source_types or None,
+        date_from=date_from, date_to=date_to, search_types=lists or None, weights=_weights(weights))
+    db, graph, embedder = _open_search(_settings())
+    with db:
+        response = run_search(request, graph, embedder)
+    if as_json:
+        _print_json(response.model_dump(mode="json"))
+        return
+    if not response.hits:
+        out.print("no triples match", highlight=False)
+        return
+    table = Table("#", "score", "subject", "predicate", "object", "type", "conf.",
+                  title=f"{query} ({response.took_ms:.0f} ms)", title_justify="left")
+    for n, hit in enumerate(response.hits, start=1):
+        table.add_row(str(n), f"{hit.score:.4f}", hit.subject, hit.predicate, hit.object, _SHORT_TYPES[hit.type],
+                      f"{hit.confidence:.2f}")
+    out.print(table)
+    for n, hit in enumerate(response.hits, start=1):  # where each is said: the first supporting sentence
+        if hit.sources:
+            first = hit.sources[0]
+            out.print(f"{n:>3}. {Path(first.source).name} #{first.chunk_index} [{first.start}:{first.end}] "
+                      f"{_clip(first.text, 200)}", highlight=False, markup=False, soft_wrap=True)
+
+
+@app.command("concepts")
+def search_concepts_command(
+    query: Annotated[str, typer.Argument(help="The idea to look for (at most 2,000 characters).")],
+    level: Annotated[str | None, typer.Option(help="Only concepts of this abstraction level: high, medium "
+                                                    "or low.")] = None,
+    limit: Annotated[int, typer.Option(help="How many concepts, 1 to 100.")] = 10,
+    members: Annotated[int, typer.Option(help="Elements listed per concept, 1 to 100.")] = 20,
+    as_json: Annotated[bool, typer.Option("--json")] = False,
+) -> None:
+    """Concepts near a query, with the entities, events and relations each covers."""
+    from kg.search import ConceptRequest, parse_request, search_concepts
+
+    request = parse_request(ConceptRequest, query=query, level=level.lower() if level else None, limit=limit,
+                            members=members)
+    db, graph, embedder = _open_search(_settings())
+    with db:
+        response = search_concepts(request, graph, embedder)
+    if as_json:
+        _print_json(response.model_dump(mode="json"))
+        return
+    if not response.concepts:
+        out.print("no concepts match", highlight=False)
+        return
+    table = Table("concept", "level", "similarity", "elements", title=query, title_justify="left")
+    for concept in response.concepts:
+        names = ", ".join(e.name for e in concept.elements[:8])
+        more = concept.element_count - min(8, len(concept.elements))
+        table.add_row(concept.name, concept.level, f"{concept.similarity:.3f}",
+                      names + (f" (+{more} more)" if more > 0 else ""))
+    out.print(table)
+
+
+@app.command("neighbors")
+def neighbors_command(
+    node: Annotated[str, typer.Argument(help="A node's name (as `kg search` shows it), or its id.")],
+    hops: Annotated[int, typer.Option(help="How far from the node, 1 to 3 triples.")] = 1,
+    limit: Annotated[int, typer.Option(help="At most this many triples, 1 to 500.")] = 50,
+    triple_types: Annotated[list[str] | None, typer.Option("--type", help="Only triples of this type "
+                                                                           "(repeatable).")] = None,
+    kind: Annotated[str | None, typer.Option(help="Of the nodes with that name, only this kind: entity, event "
+                                                   "or emotion.")] = None,
+    as_json: Annotated[bool, typer.Option("--json")] = False,
+) -> None:
+    """A node's neighbourhood: every triple within --hops of it, nearest hops first."""
+    from kg.search import NeighborsRequest, neighbors, parse_request
+
+    request = parse_request(NeighborsRequest, node=node, hops=hops, limit=limit, kind=kind,
+                            types=[t.upper() for t in triple_types] if triple_types else None)
+    db, graph, _ = _open_search(_settings())
+    with db:
+        response = neighbors(request, graph)
+    if as_json:
+        _print_json(response.model_dump(mode="json"))
+        return
+    centres = ", ".join(f"{c.name} ({c.kind})" for c in response.centres)
+    table = Table("hop", "subject", "predicate", "object", "type", "conf.", title_justify="left",
+                  title=f"{centres}: {len(response.triples)} triples and {len(response.nodes) - len(response.centres)} "
+                        f"nodes within {hops} hop{'s' if hops > 1 else ''}")
+    for t in response.triples:
+        table.add_row(str(t.hop), t.subject, t.predicate, t.object, _SHORT_TYPES[t.type], f"{t.confidence:.2f}")
+    out.print(table)
+    if response.truncated:
+        err.print(f"(cut at --limit {limit}: there are more)", highlight=False)
+
+
+# -- serving the graph: the HTTP API (kg.serve) and an MCP server (kg.mcp_server) ------------------
+
+
+@app.command()
+def serve(
+    host: Annotated[str, typer.Option(help="The address to listen on (no authentication: keep it local)")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(min=0, max=65535, help="The port (0: any free one)")] = 8000,
+) -> None:
+    """The REST API of the stack (jobs, search, stats, deletes) on this machine and the local engine;
+    its OpenAPI document at /openapi.json."""
+    try:
+        from kg.serve import LocalApiServer, LocalBackend
+    except ImportError as e:
+        raise InvalidInput(f"kg serve needs the aws extra (the API's resolver): pip install 'kg-pipeline[aws]' ({e})"
+                           ) from None
+    settings = _settings()
+    if settings.engine != "local":
+        raise InvalidInput(f"kg serve runs the local engine, and KG_ENGINE is {settings.engine}: the stack's API is "
+                           "its ApiUrl output")
+    backend = LocalBackend(settings)
+    try:
+        server = LocalApiServer(backend, host, port)
+    except OSError as e:
+        backend.close()
+        raise InvalidInput(f"cannot listen on {host}:{port} ({e.strerror})") from None
+    err.print(f"kg serve: {server.url} (OpenAPI document: {server.url}/openapi.json); Ctrl-C stops", highlight=False)
+    signal.signal(signal.SIGTERM, signal.default_int_handler)  # stopped as by Ctrl-C: queued jobs end FAILED
+    try:
+        server.serve_forever()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.close()
+        backend.close()
+
+
+@app.command("mcp")
+def mcp_command() -> None:
+    """An MCP server on stdio (tools process_knowledge, get_pipeline_status, search_knowledge_graph,
+    search_concepts, get_knowledge_graph_stats), on the engine KG_ENGINE."""
+    try:
+        from kg.mcp_server import serve_stdio
+    except ImportError as e:
+        raise InvalidInput(f"kg mcp needs the local and aws extras: pip install 'kg-pipeline[local,aws]' ({e})"
+                           ) from None
+    serve_stdio(_settings())
 
 
 def main() -> None:

@@ -57,6 +57,9 @@ class Settings(BaseSettings):
     llm_prices: dict[str, tuple[float, float]] = Field(default_factory=lambda: dict(DEFAULT_LLM_PRICES))
     llm_concurrency: int = Field(default=16, ge=1, le=1024)  # requests in flight per process
     llm_timeout_s: float = Field(default=120.0, gt=0)
+    # Retries of one request end when the next wait would pass this deadline; a 429's Retry-After is
+    # waited out up to it. llm_max_retries caps only the other errors (5xx, 408, timeouts, unreachable).
+    llm_retry_deadline_s: float = Field(default=300.0, gt=0)
     llm_max_retries: int = Field(default=6, ge=0)
     llm_backoff_base_s: float = Field(default=0.5, ge=0)
     llm_backoff_max_s: float = Field(default=30.0, ge=0)

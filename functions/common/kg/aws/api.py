@@ -1,51 +1,41 @@
-"""The REST API (API Gateway, IAM authorization, Lambda proxy): jobs in, their status, graph
-statistics, document deletes. docs/openapi.json is this module's OpenAPI document
-(`python -m kg.aws.api > docs/openapi.json` writes it again; a test checks it is current).
+"""The REST API on AWS (API Gateway, IAM authorization, Lambda proxy): kg.api's routes over the AWS
+backend (the document in S3, the job in DynamoDB, its Step Functions execution, the graph in
+Aurora). docs/openapi.json is the API as the stack deploys it (`python -m kg.aws.api >
+docs/openapi.json` writes it again; a test checks it is current).
 
-    POST   /jobs               {source, text | text_key, source_type?, source_date?, options?, rerun?}
-                               -> 202 {job_id, status_url, status, started}
-    GET    /jobs?limit=20      the latest jobs, newest first
-    GET    /jobs/{id}          one job: status, stage, progress, counts, chunks, LLM tokens and cost,
-                               error, and its execution (status, Step Functions console URL)
-    GET    /stats              totals of the graph
-    DELETE /documents/{source} a document's contribution to the graph (the source URL-encoded: a%2Fb.txt)
-
-Submitting is idempotent (kg.aws.jobs): the job id is derived from the source, the content's hash,
-its type and date and the options, and names the execution. The same submission again answers 202
-with the same job, its current status, and `started: false`; it starts nothing. The answer is the
-same 202 either way, so that a client retrying a request it lost the answer to reads it as it would
-have read the first; `started` tells the two apart. `rerun: true` starts a new attempt once the
-latest one has ended (after deleting the document, or to retry a FAILED or PARTIAL job).
-
-Every request is checked whole before anything is written: a refused one leaves no blob, no job
-and no execution. Errors map once, here, to `{"error": "<what is wrong>"}`: a request the models
-refuse, or InvalidInput, 400; a body that is not JSON 415; NotFound 404; the database, a provider
-or an AWS service out of reach 503. Nothing a caller sends is answered 500.
+AWS services out of reach answer 503 (the details go to the log, not to the caller).
 """
 
 from __future__ import annotations
 
-import json
 import logging
-from collections.abc import Mapping, Sequence
-from datetime import datetime
 from http import HTTPStatus
-from typing import Annotated, Any
-from urllib.parse import unquote
+from typing import Any
 
-from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response, content_types
-from aws_lambda_powertools.event_handler.exceptions import NotFoundError, ServiceError
-from aws_lambda_powertools.event_handler.openapi.exceptions import (
-    RequestUnsupportedContentType,
-    RequestValidationError,
-    ResponseValidationError,
+from aws_lambda_powertools.event_handler import Response
+from aws_lambda_powertools.event_handler.openapi.models import (
+    APIKey,
+    APIKeyIn,
+    Server,
+    ServerVariable,
 )
-from aws_lambda_powertools.event_handler.openapi.models import APIKey, APIKeyIn, Server, ServerVariable
-from aws_lambda_powertools.event_handler.openapi.params import Body, Path, Query
-from aws_lambda_powertools.utilities.data_classes import APIGatewayProxyEvent
 from botocore.exceptions import BotoCoreError, ClientError
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from kg import api
+from kg.api import (  # noqa: F401 (the API's names, as this module has always offered them)
+    API_DESCRIPTION,
+    API_TITLE,
+    API_VERSION,
+    ApiError,
+    ExecutionView,
+    JobAccepted,
+    JobSubmission,
+    JobSummary,
+    JobView,
+    Submitted,
+    app,
+    validation_message,
+)
 from kg.aws.jobs import (
     console_url,
     content_of,
@@ -55,297 +45,79 @@ from kg.aws.jobs import (
     read_object,
     submit,
     too_large,
-    utc,
 )
 from kg.aws.ports import AwsPorts, aws_ports
 from kg.documents import decode_document
-from kg.errors import InvalidInput, NotFound, ProviderUnavailable, StoreUnavailable
-from kg.graph import DeleteSummary, GraphStats
-from kg.models import ChunkState, ChunkStatus, JobRecord, JobStatus, LlmUsage, Stage
+from kg.embeddings import Embedder
+from kg.errors import InvalidInput
+from kg.graph import GraphStore
+from kg.models import JobRecord
 
 log = logging.getLogger(__name__)
 
-API_TITLE = "kg: knowledge-graph ingestion"
-API_VERSION = "1"  # the stage's name is v1 (infra/stack.py)
-API_DESCRIPTION = (
-    "Documents in, a knowledge graph out. `POST /jobs` starts a document's job: a Step Functions "
-    "execution named by the job id. Submitting is idempotent: the same source, content, type, date and "
-    "options are one job, so the same submission again answers 202 with that job and `started: false`, "
-    "and starts nothing (`rerun: true` starts a new attempt once the latest has ended). `GET /jobs/{id}` "
-    "follows the job, with a link to its execution in the Step Functions console. Errors answer "
-    "`{\"error\": \"<what is wrong>\"}`: 400 for a request that cannot be used (nothing is written), "
-    "404 for an unknown job or document, 415 for a body that is not JSON, 503 when the database or an "
-    "AWS service is out of reach."
-)
-# Where the pipeline keeps its own objects (kg.blobs, kg.llm.cache_s3): never a document to submit.
-_INTERNAL_PREFIXES = ("jobs/", "errors/", "llm-cache/")
-DEFAULT_LIST, MAX_LIST = 20, 100
-MAX_SOURCE_CHARS = 1024
-NUL_NAME = "a name cannot contain a NUL character"
-NO_BODY = "the request has no body: send a JSON object with `source` and `text` (or `text_key`)"
 
-# A response that shows a bug of ours is a 500; Powertools would otherwise answer it 422, as if the
-# caller had sent something wrong.
-app = APIGatewayRestResolver(enable_validation=True, response_validation_error_http_code=HTTPStatus.INTERNAL_SERVER_ERROR)
+class AwsBackend:
+    """kg.api.ApiBackend on the stack's services: a submission starts an execution named by the job id."""
 
+    def __init__(self, ports: AwsPorts):
+        self.ports = ports
 
-# -- the models: what the resolver validates, and what docs/openapi.json shows ---------------------
+    def submit(self, submission: JobSubmission) -> Submitted:
+        ports, settings = self.ports, self.ports.settings
+        data = submission.text.encode() if submission.text is not None else self._stored_document(submission)
+        # The checks plan makes, made now: a document plan would refuse is refused before anything is written.
+        decode_document(data, submission.source, settings.max_document_bytes, submission.source_type,
+                        submission.source_date)
+        options = default_options(settings).model_copy(update=submission.options.model_dump(exclude_none=True))
+        key = job_key(submission.source, content_of(data), submission.source_type, submission.source_date, options)
+        job = submit(key, ports, text=data if submission.text is not None else None,
+                     document_key=submission.text_key, rerun=submission.rerun)
+        return Submitted.model_validate(job.model_dump())
 
+    def get_job(self, job_id: str) -> JobRecord:
+        return self.ports.ledger.get(job_id, with_chunks=True)
 
-class ApiError(BaseModel):
-    error: str = Field(description="What is wrong, in words the caller can act on")
+    def list_jobs(self, limit: int) -> list[JobRecord]:
+        return self.ports.ledger.list_jobs(limit)
 
+    def execution(self, job_id: str) -> ExecutionView | None:
+        """The job's execution (named by its id), when it has one."""
+        ports = self.ports
+        if not ports.settings.state_machine_arn:
+            return None
+        arn = execution_arn(ports.settings.state_machine_arn, job_id)
+        url = console_url(arn, ports.executions.meta.region_name)
+        try:
+            described = ports.executions.describe_execution(executionArn=arn)
+        except ClientError as e:
+            if e.response.get("Error", {}).get("Code") == "ExecutionDoesNotExist":
+                return None
+            # The job's status stands on its own: the execution's is an extra, and can wait for the next read.
+            log.warning("could not describe execution %s: %s", arn, e)
+            return ExecutionView(arn=arn, status=None, console_url=url)
+        return ExecutionView(arn=arn, status=described["status"], console_url=url)
 
-class OptionsIn(BaseModel):
-    """What the request may choose; what it leaves out comes from the stack's settings (KG_CONCEPTS, KG_DEDUP)."""
+    @property
+    def graph(self) -> GraphStore:
+        return self.ports.graph
 
-    model_config = ConfigDict(extra="forbid")
+    @property
+    def embedder(self) -> Embedder:
+        return self.ports.embedder
 
-    concepts: bool | None = Field(default=None, description="Generate concepts for the new elements")
-    dedup: bool | None = Field(default=None, description="Deduplicate the graph after storing")
-
-
-class JobSubmission(BaseModel):
-    """A document to ingest: its text, or the key of an object of the pipeline's bucket."""
-
-    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [
-        {"source": "notes/curie.txt", "text": "Marie Curie worked in Paris with Pierre Curie.",
-         "source_date": "1903-06-25", "options": {"dedup": True}},
-        {"source": "reports/2024.txt", "text_key": "uploads/reports/2024.txt"},
-    ]})
-
-    source: str = Field(min_length=1, max_length=MAX_SOURCE_CHARS,
-                        description="The document's name in the graph; DELETE /documents/{source} removes it")
-    text: str | None = Field(default=None, min_length=1, description=(
-        "The document, as UTF-8 text of at most KG_MAX_DOCUMENT_BYTES bytes (a request to the API carries at "
-        "most 6 MB: a larger document goes to the bucket first, and by `text_key`)"))
-    text_key: str | None = Field(default=None, min_length=1, max_length=1024, description=(
-        "Instead of `text`: the key of the document in the pipeline's bucket, read where it lies"))
-    source_type: str = Field(default="text", min_length=1, max_length=64)
-    source_date: datetime | None = Field(default=None, description=(
-        "When the document was written: an ISO 8601 date or date-time (UTC when it has no zone)"))
-    options: OptionsIn = Field(default_factory=OptionsIn)
-    rerun: bool = Field(default=False, description=(
-        "Run it again even though the same submission has run already: a new job starts unless the "
-        "latest one for it is still queued or running"))
-
-    @field_validator("source")
-    @classmethod
-    def _named(cls, source: str) -> str:
-        if not source.strip():
-            raise ValueError("the source name is empty")
-        return source
-
-    @field_validator("source", "text_key", "source_type")
-    @classmethod
-    def _no_nul(cls, value: str | None) -> str | None:
-        if value is not None and "\x00" in value:
-            raise ValueError(NUL_NAME)  # PostgreSQL's text, and S3's keys, cannot hold one
-        return value
-
-    @field_validator("source_date")
-    @classmethod
-    def _in_utc(cls, moment: datetime | None) -> datetime | None:
-        return utc(moment) if moment else None
-
-    @model_validator(mode="after")
-    def _one_document(self) -> JobSubmission:
-        if (self.text is None) == (self.text_key is None):
-            raise ValueError("give the document as `text`, or as `text_key` (a key of the bucket), not both")
-        if self.text_key is not None and self.text_key.startswith(_INTERNAL_PREFIXES):
-            raise ValueError(f"text_key {self.text_key!r}: the pipeline's own objects cannot be submitted")
-        return self
-
-
-class JobAccepted(BaseModel):
-    job_id: str = Field(description="The job's id, which is also its execution's name")
-    status_url: str = Field(description="GET it for the job's status: a path relative to the API's base URL "
-                                        "(the stack's ApiUrl output, which ends with the stage)")
-    status: JobStatus = Field(description="QUEUED for a new job; the current status of one there already")
-    started: bool = Field(description="True when this request started the job; False when the same submission "
-                                      "had started it before")
-
-
-class ExecutionView(BaseModel):
-    arn: str
-    status: str | None = Field(description="RUNNING, SUCCEEDED, FAILED, TIMED_OUT or ABORTED; "
-                                           "null when Step Functions could not be asked just now")
-    console_url: str = Field(description="The execution in the Step Functions console")
-
-
-class JobSummary(BaseModel):
-    """A job as the ledger holds it. Its LLM usage (`llm`) is its tokens and their cost in USD."""
-
-    job_id: str
-    source: str
-    document_id: str | None = None
-    status: JobStatus
-    stage: Stage
-    progress: int = Field(ge=0, le=100)
-    chunks_total: int
-    chunks_done: int
-    chunks_failed: int
-    counts: dict[str, Any] = Field(description="What the stages stored: triples by type, entities, events, "
-                                               "relations, embeddings, concepts, merges")
-    llm: LlmUsage
-    llm_by_stage: dict[str, LlmUsage]
-    error: str | None = None
-    created_at: datetime
-    updated_at: datetime
-
-    @classmethod
-    def of(cls, record: JobRecord, **extra: Any) -> Any:
-        return cls.model_validate({**record.model_dump(exclude={"chunks"}), **extra})
-
-
-class JobView(JobSummary):
-    failed_chunks: list[ChunkState] = Field(description="The chunks that failed, or lost some triple types")
-    execution: ExecutionView | None = Field(description="The job's Step Functions execution; null when none "
-                                                        "was started (a document refused on upload)")
-
-
-class JobList(BaseModel):
-    jobs: list[JobSummary]
-
-
-_ERROR_DESCRIPTIONS = {
-    400: "The request is unusable (the reason says why); nothing was written",
-    404: "No such job, document or route",
-    415: "The body is not JSON",
-    503: "The database, a provider or an AWS service is out of reach; try again shortly",
-}
-
-
-def _responses(status: int, description: str, *errors: int) -> dict[int, Any]:
-    """The OpenAPI responses of a route: its own (its schema from the return type), and its errors."""
-    content = {content_types.APPLICATION_JSON: {"model": ApiError}}
-    return {status: {"description": description},
-            **{code: {"description": _ERROR_DESCRIPTIONS[code], "content": content} for code in errors}}
-
-
-# -- the routes ------------------------------------------------------------------------------------
-
-
-@app.post("/jobs", status_code=202, operation_id="submitJob", tags=["jobs"], summary="Submit a document",
-          description="Starts the document's job, or answers with the job the same submission started before "
-                      "(`started` false): one execution per submission.",
-          responses=_responses(202, "The job (its execution started, or there already)", 400, 415, 503))
-def submit_job(submission: Annotated[JobSubmission, Body()]) -> Response[JobAccepted]:
-    ports = aws_ports()
-    settings = ports.settings
-    data = submission.text.encode() if submission.text is not None else _stored_document(ports, submission)
-    # The checks plan makes, made now: a document plan would refuse is refused before anything is written.
-    decode_document(data, submission.source, settings.max_document_bytes, submission.source_type,
-                    submission.source_date)
-    options = default_options(settings).model_copy(update=submission.options.model_dump(exclude_none=True))
-    key = job_key(submission.source, content_of(data), submission.source_type, submission.source_date, options)
-    job = submit(key, ports, text=data if submission.text is not None else None,
-                 document_key=submission.text_key, rerun=submission.rerun)
-    status_url = f"/jobs/{job.job_id}"
-    return Response(
-        status_code=HTTPStatus.ACCEPTED.value, content_type=content_types.APPLICATION_JSON,
-        body=JobAccepted(job_id=job.job_id, status_url=status_url, status=job.status, started=job.started),
-        headers={"Location": _base_path() + status_url},
-    )
-
-
-@app.get("/jobs", operation_id="listJobs", tags=["jobs"], summary="The latest jobs, newest first",
-         responses=_responses(200, "The jobs (without their chunks)", 400, 503))
-def list_jobs(
-    limit: Annotated[int, Query(ge=1, le=MAX_LIST, description="How many jobs")] = DEFAULT_LIST,
-) -> JobList:
-    return JobList(jobs=[JobSummary.of(record) for record in aws_ports().ledger.list_jobs(limit)])
-
-
-@app.get("/jobs/<id>", operation_id="getJob", tags=["jobs"], summary="One job and its execution",
-         responses=_responses(200, "The job", 404, 503))
-def get_job(id: Annotated[str, Path(description="The job id (a UUID)")]) -> JobView:
-    ports = aws_ports()
-    record = ports.ledger.get(_path_parameter("id", id), with_chunks=True)
-    failed = [c for c in record.chunks if c.status in (ChunkStatus.FAILED, ChunkStatus.PARTIAL)]
-    return JobView.of(record, failed_chunks=failed, execution=_execution(ports, record.job_id))
-
-
-@app.get("/stats", operation_id="getStats", tags=["graph"], summary="Totals of the graph",
-         responses=_responses(200, "The graph's totals", 503))
-def stats() -> GraphStats:
-    return aws_ports().graph.stats()
-
-
-@app.delete("/documents/<source>", operation_id="deleteDocument", tags=["graph"],
-            summary="Remove a document's contribution to the graph",
-            description="Its provenance, and every element only it supported.",
-            responses=_responses(200, "What was removed", 404, 503))
-def delete_document(
-    source: Annotated[str, Path(description="The document's source, URL-encoded (notes%2Fcurie.txt)")],
-) -> DeleteSummary:
-    name = _path_parameter("source", source)
-    if "\x00" in name:
-        raise InvalidInput(f"source: {NUL_NAME}")
-    return aws_ports().graph.delete_document(name)
+    def _stored_document(self, submission: JobSubmission) -> bytes:
+        key, limit = submission.text_key or "", self.ports.settings.max_document_bytes
+        stored = read_object(self.ports, key, limit)
+        if stored is None:
+            raise InvalidInput(f"text_key {key!r}: no such object in the bucket; upload the document first")
+        if stored.data is None:
+            raise InvalidInput(too_large(submission.source, stored.size, limit))
+        return stored.data
 
 
 def handle(event: dict[str, Any], context: Any) -> dict[str, Any]:
-    """The Lambda proxy answer to one request. A body is JSON or nothing: the resolver would try to
-    parse a form or a multipart body, and fail on some with an error of its own (a 500)."""
-    request = APIGatewayProxyEvent(event)
-    content_type = (request.headers.get("content-type") or "").strip().lower()
-    if request.body and content_type and not content_type.startswith(content_types.APPLICATION_JSON):
-        body = {"error": f"the body is {content_type.split(';')[0]}: send JSON (Content-Type: application/json)"}
-        return {"statusCode": HTTPStatus.UNSUPPORTED_MEDIA_TYPE.value, "body": json.dumps(body),
-                "headers": {"Content-Type": content_types.APPLICATION_JSON}, "isBase64Encoded": False}
-    return app.resolve(event, context)
-
-
-# -- errors, mapped once --------------------------------------------------------------------------
-
-
-@app.exception_handler(RequestValidationError)
-def _refused(error: RequestValidationError) -> Response:
-    return _error(HTTPStatus.BAD_REQUEST, validation_message(error.errors()))
-
-
-@app.exception_handler(ResponseValidationError)
-def _bad_answer(error: ResponseValidationError) -> Response:
-    log.error("an answer broke its model: %s", error.errors())
-    return _error(HTTPStatus.INTERNAL_SERVER_ERROR, "the API failed to answer; the error is in its log")
-
-
-@app.exception_handler(RecursionError)
-def _too_deep(error: RecursionError) -> Response:
-    # json.loads of a body of thousands of nested brackets: the only recursion a request can drive.
-    return _error(HTTPStatus.BAD_REQUEST, "the body is not usable JSON: it is nested too deeply")
-
-
-@app.exception_handler(InvalidInput)
-def _invalid(error: InvalidInput) -> Response:
-    return _error(HTTPStatus.BAD_REQUEST, str(error))
-
-
-@app.exception_handler(RequestUnsupportedContentType)
-def _not_json(error: RequestUnsupportedContentType) -> Response:
-    return _error(HTTPStatus.UNSUPPORTED_MEDIA_TYPE, "send the body as JSON (Content-Type: application/json)")
-
-
-@app.exception_handler(NotFound)
-def _not_found(error: NotFound) -> Response:
-    return _error(HTTPStatus.NOT_FOUND, str(error))
-
-
-@app.not_found
-def _no_route(error: NotFoundError) -> Response:
-    event = app.current_event
-    return _error(HTTPStatus.NOT_FOUND, f"no route {event.http_method} {event.path} (docs/openapi.json lists them)")
-
-
-@app.exception_handler(ServiceError)
-def _service(error: ServiceError) -> Response:
-    return _error(HTTPStatus(error.status_code), error.msg)
-
-
-@app.exception_handler([StoreUnavailable, ProviderUnavailable])
-def _unavailable(error: Exception) -> Response:
-    return _error(HTTPStatus.SERVICE_UNAVAILABLE, f"{error}; try again shortly")
+    """The Lambda proxy answer to one request, from the container's ports."""
+    return api.handle(event, context, AwsBackend(aws_ports()))
 
 
 @app.exception_handler([ClientError, BotoCoreError])
@@ -353,88 +125,12 @@ def _aws_unavailable(error: Exception) -> Response:
     # The details (ARNs, the service's message) go to the log, not to the caller.
     log.exception("an AWS call failed")
     code = error.response.get("Error", {}).get("Code", "error") if isinstance(error, ClientError) else "no answer"
-    return _error(HTTPStatus.SERVICE_UNAVAILABLE, f"the pipeline's AWS services failed ({code}); try again shortly")
-
-
-def validation_message(errors: Sequence[Mapping[str, Any]]) -> str:
-    """One clause per problem, `field: what is wrong`, joined by '; '."""
-    problems = []
-    for e in errors:
-        loc = [str(part) for part in e.get("loc", ())]
-        kind, message = e.get("type", ""), str(e.get("msg", "")).removeprefix("Value error, ")
-        if loc[:1] == ["body"] and kind == "json_invalid":
-            problems.append(f"the body is not valid JSON ({(e.get('ctx') or {}).get('error', message)})")
-        elif loc == ["body"] and kind == "missing":
-            problems.append(NO_BODY)
-        elif loc == ["body"] and kind in ("model_attributes_type", "dict_type", "model_type"):
-            problems.append(f"the body must be a JSON object: {NO_BODY.split(': ', 1)[1]}")
-        elif loc[:1] == ["body"]:
-            field = ".".join(loc[1:])
-            problems.append(f"{field}: {message}" if field else message)
-        elif len(loc) >= 2:
-            problems.append(f"{loc[1]} ({loc[0]} parameter): {message}")
-        else:
-            problems.append(message)
-    return "; ".join(problems) or "the request is not valid"
-
-
-# -- internals ------------------------------------------------------------------------------------
-
-
-def _stored_document(ports: AwsPorts, submission: JobSubmission) -> bytes:
-    key = submission.text_key or ""
-    stored = read_object(ports, key, ports.settings.max_document_bytes)
-    if stored is None:
-        raise InvalidInput(f"text_key {key!r}: no such object in the bucket; upload the document first")
-    if stored.data is None:
-        raise InvalidInput(too_large(submission.source, stored.size, ports.settings.max_document_bytes))
-    return stored.data
-
-
-def _path_parameter(name: str, matched: str) -> str:
-    """The parameter as API Gateway decoded it; the route's own match is the path still URL-encoded."""
-    return (app.current_event.path_parameters or {}).get(name) or unquote(matched)
-
-
-def _base_path() -> str:
-    """What comes before the route in the URL the caller used: the stage (/v1), or a custom domain's mapping."""
-    event = app.current_event
-    full = event.request_context.path or ""
-    return full[: -len(event.path)] if event.path and full.endswith(event.path) else ""
-
-
-def _execution(ports: AwsPorts, job_id: str) -> ExecutionView | None:
-    """The job's execution (named by its id), when it has one."""
-    if not ports.settings.state_machine_arn:
-        return None
-    arn = execution_arn(ports.settings.state_machine_arn, job_id)
-    url = console_url(arn, ports.executions.meta.region_name)
-    try:
-        described = ports.executions.describe_execution(executionArn=arn)
-    except ClientError as e:
-        if e.response.get("Error", {}).get("Code") == "ExecutionDoesNotExist":
-            return None
-        # The job's status stands on its own: the execution's is an extra, and can wait for the next read.
-        log.warning("could not describe execution %s: %s", arn, e)
-        return ExecutionView(arn=arn, status=None, console_url=url)
-    return ExecutionView(arn=arn, status=described["status"], console_url=url)
-
-
-def _error(status: HTTPStatus, message: str) -> Response:
-    return Response(status_code=status.value, content_type=content_types.APPLICATION_JSON,
-                    body=ApiError(error=message).model_dump())
-
-
-# -- the OpenAPI document ---------------------------------------------------------------------------
+    return api._error(HTTPStatus.SERVICE_UNAVAILABLE, f"the pipeline's AWS services failed ({code}); try again shortly")
 
 
 def openapi_document() -> str:
-    """docs/openapi.json: the routes, the models the resolver validates with, the errors as they are
-    answered, IAM (SigV4) authorization, and the server as the stack deploys it."""
-    document = json.loads(app.get_openapi_json_schema(
-        title=API_TITLE,
-        version=API_VERSION,
-        description=API_DESCRIPTION,
+    """docs/openapi.json: the API with IAM (SigV4) authorization, and the server as the stack deploys it."""
+    return api.openapi_document(
         servers=[Server(url="https://{api_id}.execute-api.{region}.amazonaws.com/v1",
                         description="The stack's ApiUrl output",
                         variables={"api_id": ServerVariable(default="api_id", description="The REST API's id"),
@@ -442,17 +138,7 @@ def openapi_document() -> str:
         security_schemes={"sigv4": APIKey(name="Authorization", in_=APIKeyIn.header, description=(
             "IAM authorization: requests signed with AWS Signature Version 4 for execute-api"))},
         security=[{"sigv4": []}],
-    ))
-    # Powertools documents a 422 for a request its validation refuses (this API answers those 400),
-    # and a 500 for an answer that breaks its own model: a bug of ours, not part of the contract.
-    for operations in document.get("paths", {}).values():
-        for operation in operations.values():
-            for code in ("422", "500"):
-                operation.get("responses", {}).pop(code, None)
-    schemas = document.get("components", {}).get("schemas", {})
-    for name in ("HTTPValidationError", "ValidationError", "ResponseValidationError"):
-        schemas.pop(name, None)
-    return json.dumps(document, indent=2, ensure_ascii=False) + "\n"
+    )
 
 
 if __name__ == "__main__":

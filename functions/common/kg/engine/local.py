@@ -117,17 +117,20 @@ def open_local_ports(
 
 
 def ingest(
-    document: DocumentInput, ports: LocalPorts, settings: Settings, observer: ProgressObserver | None = None
+    document: DocumentInput, ports: LocalPorts, settings: Settings, observer: ProgressObserver | None = None,
+    *, job_id: str | None = None, options: JobOptions | None = None,
 ) -> IngestReport:
-    """One document through every stage; `settings.concepts` and `settings.dedup` choose the optional ones.
+    """One document through every stage; `options` (by default `settings.concepts` and
+    `settings.dedup`) choose the optional ones. `job_id` names the job (kg.serve derives it from the
+    submission, as the AWS engine does); a new uuid4 by default.
 
     Raises InvalidInput, with no job left behind, when plan refuses the document."""
     observer = observer or SilentObserver()
     started = time.perf_counter()
-    job_id = str(uuid.uuid4())
+    job_id = job_id or str(uuid.uuid4())
     request = PlanRequest(
         job_id=job_id, source=document.source, source_type=document.source_type, source_date=document.source_date,
-        text_key=text_key(job_id), options=JobOptions(concepts=settings.concepts, dedup=settings.dedup),
+        text_key=text_key(job_id), options=options or JobOptions(concepts=settings.concepts, dedup=settings.dedup),
     )
     ports.blobs.put(request.text_key, document.text.encode())
     tokens = 0

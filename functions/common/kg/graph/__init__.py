@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Collection, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Protocol
+from typing import Literal, Protocol
 
 import numpy as np
 from pydantic import BaseModel
@@ -78,6 +79,124 @@ class ExportTriple(BaseModel):
     grounded: bool  # some supporting chunk contains both its subject and its object
 
 
+# -- search (kg.search ranks and fuses; the store finds candidates) ---------------------------------
+
+MatchKind = Literal["node", "relation", "concept", "triple"]
+
+
+@dataclass(frozen=True)
+class TripleFilter:
+    """Which triples a search may return; None means no condition. A triple passes the document
+    conditions when one document that supports it meets all of them (dates inclusive, compared
+    with the document's source date: an undated document never passes a date condition)."""
+
+    types: tuple[str, ...] | None = None
+    sources: tuple[str, ...] | None = None
+    source_types: tuple[str, ...] | None = None
+    date_from: datetime | None = None
+    date_to: datetime | None = None
+
+
+@dataclass(frozen=True)
+class MatchQuery:
+    """What `match` looks for: the query's vector (the store's embedding space), its normalised
+    text and lexical terms, how many candidates each half (vector, lexical) may bring, the least
+    cosine similarity a candidate needs (0: none), and, by kind, the triple filter or the concept
+    level."""
+
+    vector: np.ndarray
+    text: str
+    terms: tuple[str, ...]
+    limit: int
+    threshold: float = 0.0
+    filters: TripleFilter = field(default_factory=TripleFilter)
+    level: str | None = None
+
+
+class Match(BaseModel):
+    """A candidate of one kind: its rank in the vector half and in the lexical half (None when that
+    half did not find it; never both None), and its cosine similarity to the query."""
+
+    id: uuid.UUID
+    name: str
+    vector_rank: int | None
+    lexical_rank: int | None
+    similarity: float
+    level: str | None = None  # a concept's abstraction level
+
+
+class TripleMatch(BaseModel):
+    """A triple reached from matched elements, with its cosine similarity to the query."""
+
+    id: uuid.UUID
+    subject_id: uuid.UUID
+    relation_id: uuid.UUID
+    object_id: uuid.UUID
+    similarity: float
+
+
+class ConceptMember(BaseModel):
+    id: uuid.UUID
+    kind: str  # entity, event, emotion or relation
+    name: str
+    confidence: float
+    similarity: float | None = None  # to the query, when members were asked for nearest first
+
+
+class ConceptMembers(BaseModel):
+    count: int  # every element under the concept
+    members: list[ConceptMember]
+
+
+class Provenance(BaseModel):
+    """One chunk that supports a triple, with the chunk's text (for the supporting span)."""
+
+    document_id: uuid.UUID
+    source: str
+    source_type: str
+    source_date: datetime | None
+    chunk_index: int
+    chunk_start: int  # the chunk's offset in the document
+    chunk_text: str
+
+
+class FoundTriple(BaseModel):
+    id: uuid.UUID
+    type: str
+    subject: str
+    predicate: str
+    object: str
+    confidence: float
+    provenance: list[Provenance]  # at most the number asked for, most recent documents first
+    provenance_count: int
+
+
+class GraphNode(BaseModel):
+    id: uuid.UUID
+    kind: str
+    name: str
+    hops: int  # from the nearest centre
+
+
+class GraphEdge(BaseModel):
+    id: uuid.UUID
+    type: str
+    subject_id: uuid.UUID
+    subject: str
+    predicate: str
+    object_id: uuid.UUID
+    object: str
+    confidence: float
+    hop: int  # 1: touches a centre; k: touches a node k - 1 hops away
+
+
+class Neighbourhood(BaseModel):
+    centres: list[GraphNode]
+    nodes: list[GraphNode]  # every node of `triples`, and the centres
+    triples: list[GraphEdge]  # by hop, then most confident first
+    truncated: bool  # the limit cut the last hop short
+
+
 class GraphStore(Protocol):
     """Where the graph lives. Every method that changes it is one transaction."""
 
@@ -141,6 +260,52 @@ class GraphStore(Protocol):
         ...
 
     def stats(self) -> GraphStats: ...
+
+    # -- search --------------------------------------------------------------------------------
+
+    def embedding_space(self) -> tuple[str, int]:
+        """The embedding model and dimension the store was created for (kg_meta)."""
+        ...
+
+    def match(self, kind: MatchKind, query: MatchQuery) -> list[Match]:
+        """Candidates of one kind for a query: the `limit` nearest by cosine (HNSW) and the `limit`
+        best lexical matches (trigrams), those under `threshold` dropped. Triples obey
+        `query.filters`, concepts `query.level`."""
+        ...
+
+    def triples_of(
+        self, node_ids: Collection[uuid.UUID], relation_ids: Collection[uuid.UUID], vector: np.ndarray,
+        filters: TripleFilter, limit: int,
+    ) -> list[TripleMatch]:
+        """The `limit` triples nearest to `vector` among those with one of these nodes as subject or
+        object or one of these relations as predicate, that pass `filters`."""
+        ...
+
+    def concept_members(
+        self, concept_ids: Collection[uuid.UUID], limit: int, vector: np.ndarray | None = None
+    ) -> dict[uuid.UUID, ConceptMembers]:
+        """Up to `limit` elements under each concept: nearest to `vector` first when given, else most
+        confident first; with the count of all of them."""
+        ...
+
+    def members_near(
+        self, concept_ids: Collection[uuid.UUID], vector: np.ndarray, limit: int
+    ) -> list[tuple[uuid.UUID, ConceptMember]]:
+        """The `limit` elements under any of these concepts nearest to `vector`, nearest first, as
+        (concept, member) for each concept of theirs among these."""
+        ...
+
+    def found_triples(self, ids: Collection[uuid.UUID], max_provenance: int) -> dict[uuid.UUID, FoundTriple]:
+        """The triples with these ids, each with up to `max_provenance` supporting chunks."""
+        ...
+
+    def neighbourhood(
+        self, node: str, hops: int, limit: int, types: Collection[str] | None = None, kind: str | None = None
+    ) -> Neighbourhood:
+        """The triples within `hops` of the node named `node` (or with that id), at most `limit`, of
+        `types` only when given; every node of that name is a centre unless `kind` picks one.
+        NotFound when no node has that name."""
+        ...
 
     def iter_nodes(self) -> Iterator[ExportNode]: ...
 

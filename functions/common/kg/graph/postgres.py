@@ -13,13 +13,34 @@ import os
 import uuid
 from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 
 import numpy as np
 import psycopg
 
 from kg.db import Database
 from kg.errors import NotFound
-from kg.graph import DocumentRow, ExportNode, ExportTriple, GraphStats, NodeAttributes, SimilarPair, TripleAttributes
+from kg.graph import (
+    ConceptMember,
+    ConceptMembers,
+    DocumentRow,
+    ExportNode,
+    ExportTriple,
+    FoundTriple,
+    GraphEdge,
+    GraphNode,
+    GraphStats,
+    Match,
+    MatchKind,
+    MatchQuery,
+    Neighbourhood,
+    NodeAttributes,
+    Provenance,
+    SimilarPair,
+    TripleAttributes,
+    TripleFilter,
+    TripleMatch,
+)
 from kg.merge import MergedGraph
 from kg.models import (
     ALL_TRIPLE_TYPES,
@@ -33,12 +54,28 @@ from kg.models import (
 from kg.normalize import concept_id, normalise
 
 _VECTOR_TABLES = ("nodes", "relations", "triples", "concepts")
+# A concept with more members than this is searched through the HNSW index (members_near).
+_EXACT_MEMBERS = 500
+
+# What `match` searches for each kind: the table, and the text it names a match by.
+_MATCH_TABLES: dict[str, tuple[str, str]] = {
+    "node": ("nodes", "name"),
+    "relation": ("relations", "name"),
+    "concept": ("concepts", "name"),
+    "triple": ("triples", "statement"),
+}
 
 
 class PostgresGraphStore:
-    def __init__(self, db: Database, search_workers: int | None = None):
+    """`search_ef` is HNSW's ef_search for search queries (candidates kept per step of the graph
+    walk; recall against cost, BENCHMARKS.md); a filtered search scans the index further
+    (pgvector's iterative scan) until enough rows pass the filter."""
+
+    def __init__(self, db: Database, search_workers: int | None = None, search_ef: int = 40):
         self.db = db
         self.search_workers = max(1, min(search_workers or os.cpu_count() or 1, db.pool.max_size - 1))
+        self.search_ef = search_ef
+        self._embedding_space: tuple[str, int] | None = None
 
     # -- vectors ---------------------------------------------------------------------------------
 
@@ -406,6 +443,274 @@ class PostgresGraphStore:
             last_updated=last_updated,
         )
 
+    # -- search ----------------------------------------------------------------------------------
+
+    def embedding_space(self) -> tuple[str, int]:
+        if self._embedding_space is None:  # kg_meta never changes once written
+            with self.db.connection() as conn:
+                meta = dict(conn.execute("SELECT key, value FROM kg_meta").fetchall())
+            self._embedding_space = (meta["embedding_model"], int(meta["embedding_dimensions"]))
+        return self._embedding_space
+
+    @contextmanager
+    def _search_transaction(self, ef_search: int = 0, custom_plans: bool = False) -> Iterator[psycopg.Connection]:
+        """A read transaction with the search settings: HNSW's ef_search; iterative index scans, so
+        that a filter applied after the index (a type, a source) still gets its rows; pg_trgm's word
+        similarity threshold at its default (0.6) whatever the server's; with `custom_plans`, plans
+        made for the ids sent (a hub relation and a rare one want different plans), not cached ones."""
+        with self.db.connection() as conn, conn.transaction():
+            conn.execute(
+                "SELECT set_config('hnsw.ef_search', %s, true), set_config('hnsw.iterative_scan', 'relaxed_order', true),"
+                " set_config('plan_cache_mode', %s, true), set_config('pg_trgm.word_similarity_threshold', '0.6', true)",
+                (str(max(ef_search, self.search_ef)), "force_custom_plan" if custom_plans else "auto"),
+            )
+            yield conn
+
+    def match(self, kind: MatchKind, query: MatchQuery) -> list[Match]:
+        table, name = _MATCH_TABLES[kind]
+        params: dict[str, object] = {"vector": query.vector, "limit": query.limit, "text": query.text,
+                                     "terms": list(query.terms),
+                                     # 0 asks for no floor: a lexical match may point away from the query's vector.
+                                     "min_similarity": query.threshold if query.threshold > 0 else -1.0}
+        conditions = []
+        if kind == "triple":
+            conditions, filter_params = _triple_conditions("x", query.filters)
+            params.update(filter_params)
+        elif kind == "concept" and query.level is not None:
+            conditions, params["level"] = ["x.level = %(level)s"], query.level
+        where = " AND ".join(conditions) or "true"
+        # Vector half: cosine kNN on the table's HNSW index (materialized, so that the iterative
+        # scan's relaxed order is sorted again outside). Lexical half, as (id, score, tie-break):
+        # names that contain a query term (trigram word similarity, GIN index), those the query
+        # covers best first. A triple matches lexically through the names it states: statements
+        # naming more of the query's entities first. (Comparing the query with every statement
+        # that contains a term costs a trigram comparison each, and a common term is in thousands
+        # of statements: BENCHMARKS.md.)
+        if kind == "triple":
+            lexical = (f"WITH named AS (SELECT n.id, word_similarity(n.normalised, %(text)s) AS score FROM nodes n"
+                       f"  WHERE n.normalised %%> ANY(%(terms)s) ORDER BY score DESC, n.id LIMIT %(limit)s),"
+                       f" stated AS (SELECT t.id, sum(nm.score) AS score FROM named nm"
+                       f"  JOIN triples t ON t.subject_id = nm.id OR t.object_id = nm.id GROUP BY t.id)"
+                       f" SELECT x.id, e.score, x.embedding <=> %(vector)b AS tiebreak FROM stated e"
+                       f" JOIN triples x ON x.id = e.id WHERE {where}"
+                       f" ORDER BY e.score DESC, tiebreak, x.id LIMIT %(limit)s")
+        else:
+            lexical = (f"SELECT x.id, word_similarity(x.normalised, %(text)s) AS score, 0::float8 AS tiebreak"
+                       f" FROM {table} x WHERE x.normalised %%> ANY(%(terms)s) AND {where}"
+                       f" ORDER BY score DESC, x.id LIMIT %(limit)s")
+        has_lexical = bool(query.terms)
+        sql = f"""
+            WITH vec AS MATERIALIZED (
+                SELECT x.id, x.embedding <=> %(vector)b AS distance FROM {table} x WHERE {where}
+                ORDER BY distance LIMIT %(limit)s),
+            lex AS MATERIALIZED ({lexical if has_lexical else
+                                  "SELECT NULL::uuid AS id, 0::real AS score, 0::float8 AS tiebreak WHERE false"}),
+            ranks AS (
+                SELECT id, min(vr) AS vr, min(lr) AS lr FROM (
+                    SELECT id, row_number() OVER (ORDER BY distance, id) AS vr, NULL::bigint AS lr FROM vec
+                    UNION ALL
+                    SELECT id, NULL, row_number() OVER (ORDER BY score DESC, tiebreak, id) FROM lex) r
+                GROUP BY id)
+            SELECT m.id, x.{name}, m.vr, m.lr,
+                   1 - (x.embedding <=> %(vector)b), {'x.level' if kind == 'concept' else 'NULL'}
+            FROM ranks m JOIN {table} x ON x.id = m.id
+            WHERE 1 - (x.embedding <=> %(vector)b) >= %(min_similarity)s"""
+        with self._search_transaction(query.limit) as conn:
+            rows = conn.execute(sql, params).fetchall()
+        return [Match(id=i, name=name, vector_rank=vr, lexical_rank=lr, similarity=float(sim), level=level)
+                for i, name, vr, lr, sim, level in rows]
+
+    def triples_of(
+        self, node_ids: Collection[uuid.UUID], relation_ids: Collection[uuid.UUID], vector: np.ndarray,
+        filters: TripleFilter, limit: int,
+    ) -> list[TripleMatch]:
+        if not node_ids and not relation_ids:
+            return []
+        conditions, params = _triple_conditions("t", filters)
+        ends = []
+        if node_ids:
+            ends += ["t.subject_id = ANY(%(nodes)s)", "t.object_id = ANY(%(nodes)s)"]
+        if relation_ids:
+            ends.append("t.relation_id = ANY(%(relations)s)")
+        params.update(nodes=list(node_ids), relations=list(relation_ids), vector=vector, limit=limit)
+        # The ids are sent as values, so each plan is made for them: a handful of rare nodes is read
+        # through the btree indexes and sorted, a hub relation through the HNSW index, filtered.
+        sql = f"""
+            WITH near AS MATERIALIZED (
+                SELECT t.id, t.subject_id, t.relation_id, t.object_id, t.embedding <=> %(vector)b AS distance
+                FROM triples t WHERE ({" OR ".join(ends)}) {"".join(" AND " + c for c in conditions)}
+                ORDER BY distance LIMIT %(limit)s)
+            SELECT id, subject_id, relation_id, object_id, 1 - distance FROM near ORDER BY distance, id"""
+        with self._search_transaction(limit, custom_plans=True) as conn:
+            rows = conn.execute(sql, params).fetchall()
+        return [TripleMatch(id=i, subject_id=s, relation_id=r, object_id=o, similarity=float(sim))
+                for i, s, r, o, sim in rows]
+
+    def concept_members(
+        self, concept_ids: Collection[uuid.UUID], limit: int, vector: np.ndarray | None = None
+    ) -> dict[uuid.UUID, ConceptMembers]:
+        if not concept_ids:
+            return {}
+        order = "distance, e.element_id" if vector is not None else "e.confidence DESC, name, e.element_id"
+        distance = "coalesce(n.embedding, r.embedding) <=> %(vector)b" if vector is not None else "NULL::float8"
+        sql = f"""
+            SELECT c.id, total.count, m.id, m.kind, m.name, m.confidence, 1 - m.distance
+            FROM unnest(%(ids)s::uuid[]) AS c(id)
+            CROSS JOIN LATERAL (SELECT count(*) FROM conceptualizations e WHERE e.concept_id = c.id) total
+            CROSS JOIN LATERAL (
+                SELECT e.element_id AS id, coalesce(n.kind, 'relation') AS kind, coalesce(n.name, r.name) AS name,
+                       e.confidence, {distance} AS distance
+                FROM conceptualizations e
+                LEFT JOIN nodes n ON e.element_kind = 'node' AND n.id = e.element_id
+                LEFT JOIN relations r ON e.element_kind = 'relation' AND r.id = e.element_id
+                WHERE e.concept_id = c.id AND coalesce(n.id, r.id) IS NOT NULL
+                ORDER BY {order} LIMIT %(limit)s) m"""
+        found: dict[uuid.UUID, ConceptMembers] = {}
+        with self.db.connection() as conn:
+            for concept, count, member, kind, name, confidence, similarity in conn.execute(
+                sql, {"ids": list(concept_ids), "limit": limit, "vector": vector}
+            ):
+                entry = found.setdefault(concept, ConceptMembers(count=count, members=[]))
+                entry.members.append(ConceptMember(id=member, kind=kind, name=name, confidence=confidence,
+                                                   similarity=None if similarity is None else float(similarity)))
+        return found
+
+    def members_near(
+        self, concept_ids: Collection[uuid.UUID], vector: np.ndarray, limit: int
+    ) -> list[tuple[uuid.UUID, ConceptMember]]:
+        if not concept_ids:
+            return []
+        concepts = list(concept_ids)
+        with self._search_transaction(limit, custom_plans=True) as conn:
+            sizes = dict(conn.execute(
+                "SELECT concept_id, count(*) FROM conceptualizations WHERE concept_id = ANY(%s) AND element_kind = 'node'"
+                " GROUP BY concept_id", (concepts,)).fetchall())
+            # A concept of few members: all of them, by exact distance. One of many ("person"): a
+            # walk of the nodes' HNSW index with membership as a filter (a subquery per candidate,
+            # which the planner cannot turn into a join); it finds k members after about k / (its
+            # share of the nodes) candidates, so it is asked for its share of `limit` only.
+            # Relations are few: always exact.
+            small = [c for c in concepts if sizes.get(c, 0) <= _EXACT_MEMBERS]
+            large = [c for c in concepts if sizes.get(c, 0) > _EXACT_MEMBERS]
+            share = -(-limit // len(concepts))
+            searches = [("relations", "'relation'", "relation", "EXISTS", concepts, limit)]
+            if small:
+                searches.append(("nodes", "x.kind", "node", "EXISTS", small, limit))
+            if large:
+                searches.append(("nodes", "x.kind", "node", "FILTER", large, share * len(large)))
+            pairs: list[tuple[float, str, str, uuid.UUID, ConceptMember]] = []
+            for table, kind, element_kind, how, among, k in searches:
+                membership = ("SELECT 1 FROM conceptualizations e WHERE e.concept_id = ANY(%(concepts)s)"
+                              f" AND e.element_kind = '{element_kind}' AND e.element_id = x.id")
+                condition = f"EXISTS ({membership})" if how == "EXISTS" else f"(SELECT true FROM ({membership} LIMIT 1) m)"
+                rows = conn.execute(
+                    f"WITH near AS MATERIALIZED ("
+                    f" SELECT x.id, {kind} AS kind, x.name, x.embedding <=> %(vector)b AS distance FROM {table} x"
+                    f" WHERE {condition} ORDER BY distance LIMIT %(limit)s)"
+                    f" SELECT n.id, n.kind, n.name, n.distance, e.concept_id, e.confidence FROM near n"
+                    f" JOIN conceptualizations e ON e.element_id = n.id AND e.concept_id = ANY(%(concepts)s)",
+                    {"vector": vector, "concepts": among, "limit": k},
+                ).fetchall()
+                pairs += [(distance, str(element), str(concept), concept, ConceptMember(
+                    id=element, kind=member_kind, name=name, confidence=confidence, similarity=1 - distance))
+                    for element, member_kind, name, distance, concept, confidence in rows]
+        pairs.sort(key=lambda p: p[:3])
+        nearest = set(list(dict.fromkeys(p[4].id for p in pairs))[:limit])  # nodes and relations together
+        return [(concept, member) for *_, concept, member in pairs if member.id in nearest]
+
+    def found_triples(self, ids: Collection[uuid.UUID], max_provenance: int) -> dict[uuid.UUID, FoundTriple]:
+        if not ids:
+            return {}
+        sql = """
+            SELECT t.id, t.type, t.subject, t.predicate, t.object, t.confidence,
+                   (SELECT count(*) FROM triple_provenance p WHERE p.triple_id = t.id),
+                   p.document_id, p.source, p.source_type, p.source_date, p.idx, p.start_char, p.text
+            FROM triples t
+            LEFT JOIN LATERAL (
+                SELECT p.document_id, d.source, d.source_type, d.source_date, c.idx, c.start_char, c.text
+                FROM triple_provenance p JOIN documents d ON d.id = p.document_id JOIN chunks c ON c.id = p.chunk_id
+                WHERE p.triple_id = t.id
+                ORDER BY d.source_date DESC NULLS LAST, d.source, c.idx LIMIT %(n)s) p ON true
+            WHERE t.id = ANY(%(ids)s)"""
+        found: dict[uuid.UUID, FoundTriple] = {}
+        with self.db.connection() as conn:
+            for row in conn.execute(sql, {"ids": list(ids), "n": max_provenance}):
+                triple = found.get(row[0])
+                if triple is None:
+                    triple = found[row[0]] = FoundTriple(
+                        id=row[0], type=row[1], subject=row[2], predicate=row[3], object=row[4],
+                        confidence=row[5], provenance_count=row[6], provenance=[])
+                if row[7] is not None:
+                    triple.provenance.append(Provenance(
+                        document_id=row[7], source=row[8], source_type=row[9], source_date=row[10],
+                        chunk_index=row[11], chunk_start=row[12], chunk_text=row[13]))
+        return found
+
+    def neighbourhood(
+        self, node: str, hops: int, limit: int, types: Collection[str] | None = None, kind: str | None = None
+    ) -> Neighbourhood:
+        with self.db.connection() as conn, conn.transaction():
+            centres = self._centres(conn, node, kind)
+            distance = {c.id: 0 for c in centres}
+            names = {c.id: (c.kind, c.name) for c in centres}
+            edges: list[GraphEdge] = []
+            frontier = list(distance)
+            truncated = False
+            type_condition = "AND t.type = ANY(%(types)s)" if types else ""
+            for hop in range(1, hops + 1):
+                if not frontier:
+                    break
+                room = limit - len(edges)
+                # Breadth first: every triple touching the frontier that an earlier hop did not take,
+                # most confident first; one more than there is room for tells that the limit cut.
+                rows = conn.execute(
+                    f"SELECT t.id, t.type, t.subject_id, t.subject, t.predicate, t.object_id, t.object, t.confidence,"
+                    f" s.kind, o.kind FROM triples t JOIN nodes s ON s.id = t.subject_id JOIN nodes o ON o.id = t.object_id"
+                    f" WHERE (t.subject_id = ANY(%(frontier)s) OR t.object_id = ANY(%(frontier)s))"
+                    f" AND NOT t.id = ANY(%(seen)s) {type_condition}"
+                    f" ORDER BY t.confidence DESC, t.id LIMIT %(room)s",
+                    {"frontier": frontier, "seen": [e.id for e in edges], "types": list(types or ()),
+                     "room": room + 1},
+                ).fetchall()
+                if len(rows) > room:
+                    rows, truncated = rows[:room], True
+                frontier = []
+                for (t_id, t_type, s_id, subject, predicate, o_id, obj, confidence, s_kind, o_kind) in rows:
+                    edges.append(GraphEdge(id=t_id, type=t_type, subject_id=s_id, subject=subject, predicate=predicate,
+                                           object_id=o_id, object=obj, confidence=confidence, hop=hop))
+                    for end, end_kind, end_name in ((s_id, s_kind, subject), (o_id, o_kind, obj)):
+                        names.setdefault(end, (end_kind, end_name))
+                        if end not in distance:
+                            distance[end] = hop
+                            frontier.append(end)
+                if truncated:
+                    break
+            # A node's name is its own row's; the triple keeps the surface form it was found with.
+            rows = conn.execute("SELECT id, kind, name FROM nodes WHERE id = ANY(%s)", (list(distance),)).fetchall()
+        nodes = sorted((GraphNode(id=i, kind=k, name=n, hops=distance[i]) for i, k, n in rows),
+                       key=lambda n: (n.hops, n.name.casefold(), str(n.id)))
+        return Neighbourhood(centres=centres, nodes=nodes, triples=edges, truncated=truncated)
+
+    @staticmethod
+    def _centres(conn: psycopg.Connection, node: str, kind: str | None) -> list[GraphNode]:
+        """The nodes `node` names: by id, or by normalised name (of `kind` when given)."""
+        try:
+            by_id: uuid.UUID | None = uuid.UUID(node.strip())
+        except ValueError:
+            by_id = None
+        kind_condition = "AND kind = %(kind)s" if kind else ""
+        rows = conn.execute(
+            f"SELECT id, kind, name FROM nodes WHERE (id = %(id)s OR normalised = %(name)s) {kind_condition}"
+            f" ORDER BY kind, id", {"id": by_id, "name": normalise(node), "kind": kind},
+        ).fetchall()
+        if rows:
+            return [GraphNode(id=i, kind=k, name=n, hops=0) for i, k, n in rows]
+        near = [name for (name,) in conn.execute(
+            "SELECT name FROM nodes WHERE normalised %% %(name)s ORDER BY similarity(normalised, %(name)s) DESC, name"
+            " LIMIT 3", {"name": normalise(node)})]
+        hint = f"; did you mean {', '.join(repr(n) for n in near)}?" if near else ""
+        raise NotFound(f"no {kind or 'node'} named {node!r} in the graph{hint}")
+
     def iter_nodes(self) -> Iterator[ExportNode]:
         with self.db.connection() as conn, conn.transaction(), conn.cursor(name="export_nodes") as cur:
             cur.execute(
@@ -431,6 +736,28 @@ class PostgresGraphStore:
                 yield ExportTriple(id=row[0], type=row[1], subject_id=row[2], subject=row[3], predicate=row[4],
                                    object_id=row[5], object=row[6], confidence=row[7], sources=row[8], chunks=row[9],
                                    grounded=row[10])
+
+
+def _triple_conditions(alias: str, filters: TripleFilter) -> tuple[list[str], dict[str, object]]:
+    """SQL conditions on triple `alias` for a search filter, and their parameters."""
+    conditions: list[str] = []
+    params: dict[str, object] = {}
+    if filters.types is not None:
+        conditions.append(f"{alias}.type = ANY(%(types)s)")
+        params["types"] = list(filters.types)
+    documents = []
+    for column, name, op, value in (("source", "sources", "= ANY", filters.sources),
+                                    ("source_type", "source_types", "= ANY", filters.source_types),
+                                    ("source_date", "date_from", ">=", filters.date_from),
+                                    ("source_date", "date_to", "<=", filters.date_to)):
+        if value is not None:
+            documents.append(f"d.{column} {op}(%({name})s)")
+            params[name] = list(value) if isinstance(value, tuple) else value
+    if documents:
+        conditions.append(
+            f"EXISTS (SELECT 1 FROM triple_provenance p JOIN documents d ON d.id = p.document_id"
+            f" WHERE p.triple_id = {alias}.id AND {' AND '.join(documents)})")
+    return conditions, params
 
 
 def _chunk_id(document_id: uuid.UUID, index: int) -> str:

@@ -1,8 +1,12 @@
 """Resilient calls to an OpenAI-compatible endpoint: retries, adaptive concurrency, circuit breaker.
 
-- Retries: 429, 5xx, timeouts and connection errors, with exponential backoff and full jitter,
-  waiting at least what `Retry-After` / `Retry-After-Ms` asks. Other 4xx are the caller's fault
-  and are raised at once.
+- Retries (tenacity): 429, 408, 5xx, timeouts and connection errors. Each request has a deadline
+  (`deadline_s` from its first attempt): it gives up only when the next wait would pass it. A
+  wait is what `Retry-After-Ms` / `Retry-After` asks (plus a little jitter), else exponential
+  backoff with full jitter. 429s are not counted: a rate limit that says when to come back is
+  waited out up to the deadline. Other retryable errors (5xx, 408, timeouts, unreachable) are
+  also capped at `max_retries`, since a broken server rarely heals within one request's patience.
+  Other 4xx are the caller's fault and are raised at once.
 - Concurrency: at most `limit` requests in flight per process. The limit adapts (AIMD): halved on
   a 429, grown by one after `limit` successes in a row. A 429 halves it only when its request was
   sent after the last decrease, so one burst of 429s from the same window counts once. A permit
@@ -10,6 +14,9 @@
 - Circuit breaker: after `threshold` consecutive unreachable-endpoint errors (connection refused,
   DNS, timeout) every call fails at once with ProviderUnavailable for `cooldown_s`; then one call
   at a time may probe. A response of any status proves the endpoint alive and closes it.
+
+The `openai` client's own retries stay off: they count attempts rather than keep a deadline, cap
+Retry-After, and cannot release a permit or trip the breaker between attempts.
 """
 
 from __future__ import annotations
@@ -25,6 +32,9 @@ from typing import Any, TypeVar
 
 import numpy as np
 import openai
+from tenacity import RetryCallState, Retrying, retry_if_exception
+from tenacity.stop import stop_base
+from tenacity.wait import wait_base, wait_random_exponential
 
 from kg.errors import ProviderUnavailable
 from kg.settings import Settings
@@ -35,16 +45,63 @@ T = TypeVar("T")
 
 @dataclass(frozen=True)
 class RetryPolicy:
-    max_retries: int = 6
+    deadline_s: float = 300.0  # per request, from its first attempt
+    max_retries: int = 6  # retries after errors other than 429 (5xx, 408, timeouts, unreachable)
     backoff_base_s: float = 0.5
     backoff_max_s: float = 30.0
 
-    def delay(self, attempt: int, retry_after: float | None) -> float:
-        """Seconds to wait before retry number `attempt` (0-based): full jitter, never below Retry-After."""
-        if retry_after is None:
-            return random.uniform(0, min(self.backoff_max_s, self.backoff_base_s * 2**attempt))
-        # A little jitter on top, so that callers told the same instant do not all return at once.
-        return min(retry_after, self.backoff_max_s * 4) + random.uniform(0, self.backoff_base_s)
+    def wait(self) -> wait_base:
+        return _WaitRetryAfter(self.backoff_base_s, wait_random_exponential(self.backoff_base_s, self.backoff_max_s))
+
+
+class _WaitRetryAfter(wait_base):
+    """What the server asked for, plus up to `jitter_s` so that callers told the same instant do not
+    all return at once; without an answer to read, `otherwise` (exponential backoff)."""
+
+    def __init__(self, jitter_s: float, otherwise: wait_base):
+        self.jitter_s = jitter_s
+        self.otherwise = otherwise
+
+    def __call__(self, retry_state: RetryCallState) -> float:
+        error = retry_state.outcome.exception() if retry_state.outcome else None
+        asked = retry_after_seconds(error.response.headers) if isinstance(error, openai.APIStatusError) else None
+        if asked is not None:
+            return asked + random.uniform(0, self.jitter_s)
+        return self.otherwise(retry_state)
+
+
+class _StopAtDeadline(stop_base):
+    """tenacity's stop_before_delay on a clock of our own (tests run it on a fake one): stop when
+    the next wait would end past `deadline_s` after `started`."""
+
+    def __init__(self, deadline_s: float, started: float, clock: Callable[[], float]):
+        self.deadline_s, self.started, self.clock = deadline_s, started, clock
+
+    def __call__(self, retry_state: RetryCallState) -> bool:
+        return self.clock() - self.started + retry_state.upcoming_sleep > self.deadline_s
+
+
+class _StopAfterFaults(stop_base):
+    """Stop once more than `max_retries` attempts failed with something other than a rate limit."""
+
+    def __init__(self, max_retries: int):
+        self.max_retries = max_retries
+        self.faults = 0
+
+    def __call__(self, retry_state: RetryCallState) -> bool:
+        if not _is_rate_limit(retry_state.outcome.exception() if retry_state.outcome else None):
+            self.faults += 1
+        return self.faults > self.max_retries
+
+
+def _is_rate_limit(error: BaseException | None) -> bool:
+    return isinstance(error, openai.APIStatusError) and error.status_code == 429
+
+
+def _retryable(error: BaseException) -> bool:
+    if isinstance(error, openai.APIStatusError):
+        return error.status_code in (408, 429) or error.status_code >= 500
+    return isinstance(error, openai.APIConnectionError)  # timeouts included (a subclass)
 
 
 def retry_after_seconds(headers: Any) -> float | None:
@@ -62,8 +119,12 @@ def retry_after_seconds(headers: Any) -> float | None:
     try:
         return max(0.0, float(value))
     except ValueError:
-        parsed = email.utils.parsedate_to_datetime(value) if value else None
-        return None if parsed is None else max(0.0, parsed.timestamp() - time.time())
+        pass
+    try:
+        parsed = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    return max(0.0, parsed.timestamp() - time.time())
 
 
 class AdaptiveLimit:
@@ -171,9 +232,12 @@ class LlmClient:
         concurrency: int = 16,
         breaker_threshold: int = 5,
         breaker_cooldown_s: float = 30.0,
+        clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], None] = time.sleep,
     ):
         self.client = client
         self.retry = retry
+        self._clock, self._sleep = clock, sleep  # the retry deadline's; tests pass fake ones
         self.limit = AdaptiveLimit(concurrency)
         self.breaker = CircuitBreaker(breaker_threshold, breaker_cooldown_s, str(client.base_url))
         self.attempts = 0  # HTTP requests sent, retries included
@@ -187,7 +251,8 @@ class LlmClient:
         client = openai.OpenAI(
             api_key=key, base_url=settings.openai_base_url, timeout=settings.llm_timeout_s, max_retries=0
         )
-        policy = RetryPolicy(settings.llm_max_retries, settings.llm_backoff_base_s, settings.llm_backoff_max_s)
+        policy = RetryPolicy(settings.llm_retry_deadline_s, settings.llm_max_retries,
+                             settings.llm_backoff_base_s, settings.llm_backoff_max_s)
         return cls(client, policy, settings.llm_concurrency,
                    settings.llm_breaker_threshold, settings.llm_breaker_cooldown_s)
 
@@ -218,44 +283,63 @@ class LlmClient:
 
     def call(self, send: Callable[[], T]) -> T:
         """Run one request under the limit, the breaker and the retry policy."""
-        attempt = 0
-        while True:
-            self.breaker.check()
+        attempts = 0
+
+        def attempt() -> T:
+            nonlocal attempts
+            self.breaker.check()  # ProviderUnavailable while open: not retried
             sent_at = self.limit.acquire()
+            attempts += 1
             with self._count_lock:
                 self.attempts += 1
-            retry_after: float | None = None
             try:
                 result = send()
             except openai.APIStatusError as e:  # the endpoint answered: it is alive
                 self.breaker.reached()
                 if e.status_code == 429:
                     self.limit.throttled(sent_at)
-                elif e.status_code < 500 and e.status_code != 408:
-                    raise
-                retry_after = retry_after_seconds(e.response.headers)
-                error = f"HTTP {e.status_code}"
-                cause: Exception = e
-            except (openai.APITimeoutError, openai.APIConnectionError) as e:  # timeout subclasses connection
-                error = "timeout" if isinstance(e, openai.APITimeoutError) else f"{e}: {e.__cause__ or ''}".strip()
-                self.breaker.unreachable(error)
-                cause = e
-            else:
-                self.breaker.reached()
-                self.limit.succeeded()
-                return result
+                raise
+            except openai.APIConnectionError as e:  # timeout subclasses connection
+                self.breaker.unreachable(_describe(e))
+                raise
             finally:
                 self.limit.release()
-            if attempt >= self.retry.max_retries:
-                raise _final_error(cause, error, attempt + 1)
-            time.sleep(self.retry.delay(attempt, retry_after))
-            attempt += 1
+            self.breaker.reached()
+            self.limit.succeeded()
+            return result
+
+        started = self._clock()
+        retrying = Retrying(
+            retry=retry_if_exception(_retryable),
+            wait=self.retry.wait(),
+            stop=_StopAtDeadline(self.retry.deadline_s, started, self._clock)
+            | _StopAfterFaults(self.retry.max_retries),
+            sleep=self._sleep,
+            before_sleep=_log_retry,
+            reraise=True,
+        )
+        try:
+            return retrying(attempt)
+        except openai.APIConnectionError as e:
+            raise ProviderUnavailable(f"LLM endpoint unreachable after {attempts} attempts: {_describe(e)}") from e
+        except openai.APIStatusError as e:
+            if _retryable(e):
+                log.warning("LLM request gave up after %d attempts over %.1f s: HTTP %d", attempts,
+                            self._clock() - started, e.status_code)
+            raise
 
 
-def _final_error(cause: Exception, error: str, attempts: int) -> Exception:
-    if isinstance(cause, openai.APIConnectionError):
-        return ProviderUnavailable(f"LLM endpoint unreachable after {attempts} attempts: {error}")
-    return cause
+def _describe(error: openai.APIConnectionError) -> str:
+    if isinstance(error, openai.APITimeoutError):
+        return "timeout"
+    return f"{error}: {error.__cause__ or ''}".strip()
+
+
+def _log_retry(retry_state: RetryCallState) -> None:
+    error = retry_state.outcome.exception() if retry_state.outcome else None
+    status = getattr(error, "status_code", None)
+    log.info("LLM request attempt %d failed (%s); retrying in %.2f s", retry_state.attempt_number,
+             f"HTTP {status}" if status else type(error).__name__, retry_state.upcoming_sleep)
 
 
 _shared: dict[tuple[Any, ...], LlmClient] = {}
@@ -265,8 +349,8 @@ _shared_lock = threading.Lock()
 def shared_client(settings: Settings) -> LlmClient:
     """The process's client for these settings: extraction and embeddings share its limit and breaker."""
     key = (
-        settings.openai_base_url, settings.openai_api_key, settings.llm_timeout_s, settings.llm_max_retries,
-        settings.llm_backoff_base_s, settings.llm_backoff_max_s, settings.llm_concurrency,
+        settings.openai_base_url, settings.openai_api_key, settings.llm_timeout_s, settings.llm_retry_deadline_s,
+        settings.llm_max_retries, settings.llm_backoff_base_s, settings.llm_backoff_max_s, settings.llm_concurrency,
         settings.llm_breaker_threshold, settings.llm_breaker_cooldown_s,
     )
     with _shared_lock:

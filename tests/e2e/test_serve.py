@@ -1,0 +1,212 @@
+"""`kg serve` as a user runs it: the installed command in a subprocess, on a free port. Its OpenAPI
+document validates; schemathesis's generated requests (valid and invalid) find no 5xx and no answer
+that breaks the document; hostile queries are refused or answered safely; and the Lambda handler,
+given API Gateway's events on the same database, answers the same bodies."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.parse
+import urllib.request
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import psycopg
+import pytest
+
+from tests.e2e.conftest import EXAMPLE
+
+pytest.importorskip("schemathesis")
+
+# Requests schemathesis sends at most, per operation and generation mode (13 operations, 2 modes;
+# hypothesis stops early where it runs out of distinct requests).
+EXAMPLES_PER_OPERATION = 40
+SQL_LOOKING = "'; DROP TABLE triples; -- ' OR 1=1 UNION SELECT * FROM pg_user"
+
+
+@dataclass
+class Served:
+    url: str
+    database_url: str
+    data_dir: Path
+    process: subprocess.Popen
+
+    def request(self, method: str, path: str, body: Any = None) -> tuple[int, Any]:
+        data = None if body is None else json.dumps(body).encode()
+        request = urllib.request.Request(self.url + path, data=data, method=method,
+                                         headers={"Content-Type": "application/json"} if data else {})
+        try:
+            with urllib.request.urlopen(request, timeout=60) as answer:
+                return answer.status, json.loads(answer.read())
+        except urllib.error.HTTPError as e:
+            return e.code, json.loads(e.read())
+
+
+def free_port() -> int:
+    from tests.support.moto_server import free_port as port
+
+    return port()
+
+
+@pytest.fixture(scope="module")
+def served(pg_server, tmp_path_factory) -> Iterator[Served]:
+    """`kg serve` on a database of its own, with examples/curie.txt ingested through POST /jobs."""
+    name = f"t_{uuid.uuid4().hex[:16]}"
+    with psycopg.connect(pg_server.get_uri(), autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    database_url = pg_server.get_uri(database=name)
+    data_dir = tmp_path_factory.mktemp("serve") / "kg-data"
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("KG_", "OPENAI_"))}
+    env.update(KG_DATABASE_URL=database_url, KG_DATA_DIR=str(data_dir))
+    port = free_port()
+    process = subprocess.Popen([str(Path(sys.executable).parent / "kg"), "serve", "--port", str(port)], env=env,
+                               stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    server = Served(f"http://127.0.0.1:{port}", database_url, data_dir, process)
+    try:
+        deadline = time.monotonic() + 120
+        while True:
+            assert process.poll() is None, process.communicate()[1]
+            try:
+                urllib.request.urlopen(server.url + "/openapi.json", timeout=2).close()
+                break
+            except OSError:
+                assert time.monotonic() < deadline, "kg serve did not answer within 120 s"
+                time.sleep(0.2)
+        status, accepted = server.request("POST", "/jobs", {"source": "curie.txt", "text": EXAMPLE.read_text()})
+        assert status == 202 and accepted["started"] is True, accepted
+        wait_for_job(server, accepted["job_id"])
+        yield server
+    finally:
+        process.send_signal(signal.SIGINT)
+        try:
+            process.communicate(timeout=60)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.communicate()
+        with psycopg.connect(pg_server.get_uri(), autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def wait_for_job(server: Served, job_id: str, timeout: float = 180) -> dict:
+    deadline = time.monotonic() + timeout
+    while True:
+        status, job = server.request("GET", f"/jobs/{job_id}")
+        assert status == 200, job
+        if job["status"] in ("SUCCEEDED", "PARTIAL", "FAILED"):
+            return job
+        assert time.monotonic() < deadline, job
+        time.sleep(0.2)
+
+
+def test_a_submitted_document_runs_in_the_background_and_the_same_submission_is_the_same_job(served):
+    status, again = served.request("POST", "/jobs", {"source": "curie.txt", "text": EXAMPLE.read_text()})
+    assert status == 202 and again["started"] is False and again["status"] == "SUCCEEDED"
+    job = wait_for_job(served, again["job_id"])
+    assert job["execution"] is None and job["counts"]["triples"]["total"] > 0
+    status, stats = served.request("GET", "/stats")
+    assert status == 200 and stats["documents"] >= 1 and stats["triples"] > 0
+
+
+def test_the_openapi_document_validates_and_names_the_local_server(served):
+    from openapi_spec_validator import validate
+
+    with urllib.request.urlopen(served.url + "/openapi.json") as answer:
+        document = json.loads(answer.read())
+    validate(document)
+    assert document["servers"][0]["url"] == served.url and "security" not in document
+    assert {"/jobs", "/jobs/{id}", "/stats", "/documents/{source}", "/search", "/concepts", "/neighbors"} == set(
+        document["paths"])
+
+
+def test_generated_requests_get_no_server_error_and_no_answer_outside_the_document(served):
+    import schemathesis
+    from hypothesis import HealthCheck, Phase, given, settings
+    from hypothesis.errors import Unsatisfiable
+    from schemathesis.checks import not_a_server_error
+    from schemathesis.generation import GenerationMode
+    from schemathesis.specs.openapi.checks import (
+        content_type_conformance,
+        response_schema_conformance,
+        status_code_conformance,
+    )
+
+    schema = schemathesis.openapi.from_url(served.url + "/openapi.json")
+    checks = [not_a_server_error, status_code_conformance, content_type_conformance, response_schema_conformance]
+    sent: list[str] = []
+    for result in schema.get_all_operations():
+        operation = result.ok()
+        for mode in (GenerationMode.POSITIVE, GenerationMode.NEGATIVE):
+
+            @given(case=operation.as_strategy(generation_mode=mode))
+            @settings(max_examples=EXAMPLES_PER_OPERATION, deadline=None, database=None,
+                      phases=[Phase.generate], suppress_health_check=list(HealthCheck))
+            def call(case) -> None:  # called at once, in this iteration
+                sent.append(operation.label)  # noqa: B023
+                case.call_and_validate(base_url=served.url, checks=checks)
+
+            try:
+                call()
+            except Unsatisfiable:  # nothing to send wrong (GET /stats has no parameter)
+                assert mode is GenerationMode.NEGATIVE, operation.label
+    assert len(sent) >= 500, len(sent)
+
+
+@pytest.mark.parametrize("query", ["", "   ", "x" * 10_000, SQL_LOOKING, "\u0000curie", "Curie%' --"])
+def test_hostile_queries_are_refused_or_answered_safely(served, query):
+    for method, path, body in (("GET", "/search?" + urllib.parse.urlencode({"query": query}), None),
+                               ("POST", "/search", {"query": query}),
+                               ("GET", "/concepts?" + urllib.parse.urlencode({"query": query}), None),
+                               ("POST", "/neighbors", {"node": query})):
+        status, answer = served.request(method, path, body)
+        assert status in ((200, 400, 404) if "neighbors" in path else (200, 400)), (method, path, status, answer)
+        if status != 200:
+            assert answer["error"], answer
+    status, found = served.request("GET", "/search?query=Marie+Curie")
+    assert status == 200 and found["hits"]  # the graph is still there
+
+
+def test_the_lambda_handler_answers_the_same_bodies_on_the_same_database(served, monkeypatch):
+    """The API function, given API Gateway's events, over the database kg serve uses."""
+    pytest.importorskip("moto")
+    from kg.aws.ports import reset_ports
+
+    from tests.support.api_gateway import proxy_event
+    from tests.support.handlers import API, load_handler
+    from tests.support.sfn import FakeLambdaContext
+
+    for name in [n for n in os.environ if n.startswith(("KG_", "OPENAI_"))]:
+        monkeypatch.delenv(name)
+    monkeypatch.setenv("KG_DATABASE_URL", served.database_url)
+    monkeypatch.setenv("POWERTOOLS_TRACE_DISABLED", "1")
+    reset_ports()
+    handler = load_handler(API).handler
+    try:
+        for method, path, query, body in (
+            ("GET", "/stats", None, None),
+            ("GET", "/search", {"query": "Who worked in Paris?", "limit": "5"}, None),
+            ("POST", "/search", None, {"query": "radioactivity research", "limit": 3, "search_types": ["semantic"]}),
+            ("GET", "/concepts", {"query": "science"}, None),
+            ("POST", "/neighbors", None, {"node": "Marie Curie", "hops": 2}),
+            ("GET", "/search", {"query": ""}, None),
+        ):
+            response = handler(proxy_event(method, path, {"Content-Type": "application/json"}, query,
+                                           None if body is None else json.dumps(body), "v1"),
+                               FakeLambdaContext(function_name="kg-api"))
+            lambda_body = json.loads(response["body"])
+            suffix = "?" + urllib.parse.urlencode(query) if query else ""
+            status, served_body = served.request(method, path + suffix, body)
+            assert response["statusCode"] == status, (path, lambda_body, served_body)
+            for answer in (lambda_body, served_body):
+                answer.pop("took_ms", None)
+            assert lambda_body == served_body, path
+    finally:
+        reset_ports()
