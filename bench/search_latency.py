@@ -228,6 +228,9 @@ def main() -> None:
                     help="SearchRequest.threshold of the timed searches (default 0: no floor, every list full)")
     ap.add_argument("--search-ef", type=int, default=None,
                     help="PostgresGraphStore(search_ef=...) for the timed searches (default: the store's)")
+    ap.add_argument("--hnsw-options", default=None,
+                    help='build the HNSW indexes WITH these options, e.g. "m = 16, ef_construction = 200" '
+                         "(default: as the migrations define them)")
     ap.add_argument("--sequential", action="store_true",
                     help="search the four lists one after another (patches kg.search in this process)")
     args = ap.parse_args()
@@ -258,7 +261,7 @@ def main() -> None:
                           max_size=8)
             try:
                 facts = facts or machine(db.url)
-                setup = write(db, g)
+                setup = write(db, g, args.hnsw_options)
                 print(f"[{n}] written: {', '.join(f'{k} {v:.1f}s' for k, v in setup.items())}", flush=True)
                 graph = PostgresGraphStore(db) if args.search_ef is None else PostgresGraphStore(
                     db, search_ef=args.search_ef)

@@ -197,10 +197,11 @@ def search_indexes(db: Database) -> dict[str, str]:
         ).fetchall())
 
 
-def write(db: Database, g: SearchGraph) -> dict[str, float]:
+def write(db: Database, g: SearchGraph, hnsw_options: str | None = None) -> dict[str, float]:
     """Every document with write_document and every node's concepts with write_concepts, with the
     HNSW and trigram indexes dropped during the writes and re-created from their definitions after
-    (much faster than maintaining them row by row; the indexes searched are the migrations')."""
+    (much faster than maintaining them row by row; the indexes searched are the migrations', or,
+    with `hnsw_options` such as "m = 16, ef_construction = 200", HNSW indexes built with those)."""
     store = PostgresGraphStore(db)
     timings: dict[str, float] = {}
     indexes = search_indexes(db)
@@ -225,7 +226,7 @@ def write(db: Database, g: SearchGraph) -> dict[str, float]:
         conn.execute("SET maintenance_work_mem = '2GB'")
         conn.execute("SET max_parallel_maintenance_workers = 1")  # leader + 1 worker on 2 cores
         for sql in indexes.values():
-            conn.execute(sql)
+            conn.execute(f"{sql} WITH ({hnsw_options})" if hnsw_options and "USING hnsw" in sql else sql)
         conn.commit()
         conn.autocommit = True
         conn.execute("VACUUM ANALYZE")
