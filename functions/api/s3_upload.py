@@ -8,12 +8,11 @@ from kg.aws.jobs import start_uploads
 from kg.aws.observability import powertools
 from kg.aws.ports import aws_ports
 
-logger, tracer, metrics = powertools()
+observability = powertools()
+logger, metrics = observability.logger, observability.metrics
 
 
-@logger.inject_lambda_context(clear_state=True)
-@tracer.capture_lambda_handler
-@metrics.log_metrics
+@observability.lambda_handler
 def handler(event: dict, context: LambdaContext) -> dict:
     jobs = start_uploads(S3Model.model_validate(event), aws_ports())
     started = [job.job_id for job in jobs if job.started]

@@ -7,12 +7,11 @@ from kg.aws.observability import add_counts, powertools
 from kg.aws.ports import aws_ports
 from kg.stages import generate_concepts
 
-logger, tracer, metrics = powertools()
+observability = powertools()
+logger, metrics = observability.logger, observability.metrics
 
 
-@logger.inject_lambda_context(clear_state=True)
-@tracer.capture_lambda_handler
-@metrics.log_metrics
+@observability.lambda_handler
 def handler(event: dict, context: LambdaContext) -> dict:
     job = JobEvent.model_validate(event)
     logger.append_keys(job_id=job.job_id)
