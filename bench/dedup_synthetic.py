@@ -21,23 +21,24 @@ cosine U(0.50, 0.78), with no name containment. It must not merge.
 
 from __future__ import annotations
 
-import hashlib
 import time
 import uuid
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 
 import numpy as np
 
 from kg.db import Database
+from _synthetic_docs import ChunkText, indexes_built_after, schema_indexes, synthetic_document
+
 from kg.graph import DocumentRow
 from kg.graph.postgres import PostgresGraphStore
-from kg.merge import MergedGraph, NodeRow, ProvenanceRow, RelationRow, TripleRow
+from kg.merge import MergedGraph, NodeRow, RelationRow, TripleRow
 from kg.models import Chunk
-from kg.normalize import document_id, node_id, normalise, relation_id, triple_id
+from kg.normalize import node_id, normalise, relation_id, triple_id
 
 DIMS = 384
 MODEL = "bench-random-384"
-TRIPLES_PER_CHUNK = 250
 WORDS = ("alpha bravo charlie delta echo foxtrot golf hotel india juliet kilo lima mike november oscar papa "
          "quebec romeo sierra tango uniform victor whiskey xray yankee zulu marie pierre paris warsaw radium "
          "polonium nobel prize sorbonne physics chemistry laboratory discovery research").split()
@@ -242,39 +243,13 @@ def documents(g: Synthetic) -> list[tuple[DocumentRow, list[Chunk], MergedGraph]
     for t in g.order:
         for d in g.docs_of[t]:
             per_doc[d].append(t)
-    out = []
-    for d, ts in enumerate(per_doc):
-        source = source_of(d)
-        doc_id = document_id(source)
-        n_chunks = max(1, -(-len(ts) // TRIPLES_PER_CHUNK))
-        merged = MergedGraph()
-        for k, t_id in enumerate(ts):
-            t = g.triples[t_id]
-            merged.triples[t_id] = t
-            for n in (t.subject_id, t.object_id):
-                merged.nodes[n] = g.nodes[n]
-            merged.relations[t.relation_id] = g.relations[t.relation_id]
-            merged.provenance.append(ProvenanceRow(t_id, k * n_chunks // max(1, len(ts)), t.confidence))
-        chunks, pos = [], 0
-        for i in range(n_chunks):
-            text = f"synthetic chunk {i} of document {d}: " + " ".join(WORDS[(i + j) % len(WORDS)] for j in range(200))
-            chunks.append(Chunk(document_id=str(doc_id), index=i, text=text, start_char=pos,
-                                end_char=pos + len(text), tokens=len(text.split())))
-            pos += len(text)
-        full = "".join(c.text for c in chunks)
-        row = DocumentRow(id=doc_id, source=source, source_type="text", source_date=None,
-                          content_hash=hashlib.sha256(full.encode()).hexdigest(), chars=len(full),
-                          tokens=sum(c.tokens for c in chunks))
-        out.append((row, chunks, merged))
-    return out
 
+    def filler(d: int) -> ChunkText:
+        return lambda i, _: f"synthetic chunk {i} of document {d}: " + " ".join(
+            WORDS[(i + j) % len(WORDS)] for j in range(200))
 
-def hnsw_indexes(db: Database) -> dict[str, str]:
-    """Every HNSW index of the schema as migrated, by name, with its definition."""
-    with db.connection() as conn:
-        return dict(conn.execute(
-            "SELECT indexname, indexdef FROM pg_indexes WHERE schemaname = 'public' AND indexdef LIKE '%USING hnsw%'"
-        ).fetchall())
+    return [synthetic_document(source_of(d), "text", None, ts, g.triples, g.nodes, g.relations, filler(d))
+            for d, ts in enumerate(per_doc)]
 
 
 def write(db: Database, g: Synthetic, index_build: str = "bulk") -> dict[str, float]:
@@ -286,23 +261,14 @@ def write(db: Database, g: Synthetic, index_build: str = "bulk") -> dict[str, fl
     indexes the deduplication then searches are the ones the migrations define."""
     store = PostgresGraphStore(db)
     timings: dict[str, float] = {}
-    indexes = hnsw_indexes(db)
-    if index_build == "bulk":
-        with db.connection() as conn:
-            for name in indexes:
-                conn.execute(f"DROP INDEX {name}")
+    bulk = indexes_built_after(db, schema_indexes(db, "USING hnsw")) if index_build == "bulk" else nullcontext()
     t0 = time.perf_counter()
-    for row, chunks, merged in documents(g):
-        store.write_document(str(uuid.uuid4()), row, chunks, merged, g.vectors)
-    timings["write_documents"] = time.perf_counter() - t0
-    if index_build == "bulk":
+    with bulk:
+        for row, chunks, merged in documents(g):
+            store.write_document(str(uuid.uuid4()), row, chunks, merged, g.vectors)
+        timings["write_documents"] = time.perf_counter() - t0
         t0 = time.perf_counter()
-        with db.connection() as conn:
-            conn.execute("SET maintenance_work_mem = '2GB'")
-            conn.execute("SET max_parallel_maintenance_workers = 1")  # leader + 1 worker on 2 cores
-            for sql in indexes.values():
-                conn.execute(sql)
-            conn.execute("ANALYZE")
+    if index_build == "bulk":
         timings["hnsw_bulk_build"] = time.perf_counter() - t0
     else:
         with db.connection() as conn:

@@ -14,7 +14,6 @@ triple's words (a paraphrase), with that text's embedding, or the triple's vecto
 
 from __future__ import annotations
 
-import hashlib
 import time
 import uuid
 from collections.abc import Callable
@@ -25,15 +24,16 @@ from pathlib import Path
 import numpy as np
 
 from kg.db import Database
+from _synthetic_docs import indexes_built_after, schema_indexes, synthetic_document
+
 from kg.graph import DocumentRow
 from kg.graph.postgres import PostgresGraphStore
-from kg.merge import MergedGraph, NodeRow, ProvenanceRow, RelationRow, TripleRow
+from kg.merge import MergedGraph, NodeRow, RelationRow, TripleRow
 from kg.models import Chunk, ConceptElement, ConceptPhrase
-from kg.normalize import concept_id, document_id, node_id, normalise, relation_id, triple_id
+from kg.normalize import concept_id, node_id, normalise, relation_id, triple_id
 
 DIMS = 384
 MODEL = "bench-random-384"
-TRIPLES_PER_CHUNK = 250
 KINDS_BY_TYPE = {
     "ENTITY_ENTITY": ("entity", "entity"),
     "ENTITY_EVENT": ("entity", "event"),
@@ -156,81 +156,37 @@ def source_date_of(d: int) -> datetime:
 
 
 def documents(g: SearchGraph) -> list[tuple[DocumentRow, list[Chunk], MergedGraph]]:
+    """One (document row, chunks, merged graph) per document; a chunk's text states its triples."""
     per_doc: list[list[uuid.UUID]] = [[] for _ in range(g.n_docs)]
     for t, d in g.doc_of.items():
         per_doc[d].append(t)
-    out = []
-    for d, ts in enumerate(per_doc):
-        doc_id = document_id(source_of(d))
-        n_chunks = max(1, -(-len(ts) // TRIPLES_PER_CHUNK))
-        merged = MergedGraph()
-        texts = [[] for _ in range(n_chunks)]
-        for k, t_id in enumerate(ts):
-            t = g.triples[t_id]
-            merged.triples[t_id] = t
-            for n in (t.subject_id, t.object_id):
-                merged.nodes[n] = g.nodes[n]
-            merged.relations[t.relation_id] = g.relations[t.relation_id]
-            chunk = k * n_chunks // max(1, len(ts))
-            merged.provenance.append(ProvenanceRow(t_id, chunk, t.confidence))
-            texts[chunk].append(f"{t.statement}.")
-        chunks, pos = [], 0
-        for i in range(n_chunks):
-            text = " ".join(texts[i])
-            chunks.append(Chunk(document_id=str(doc_id), index=i, text=text, start_char=pos,
-                                end_char=pos + len(text), tokens=len(text.split())))
-            pos += len(text) + 1
-        full = "".join(c.text for c in chunks)
-        row = DocumentRow(id=doc_id, source=source_of(d), source_type=source_type_of(d), source_date=source_date_of(d),
-                          content_hash=hashlib.sha256(full.encode()).hexdigest(), chars=len(full),
-                          tokens=sum(c.tokens for c in chunks))
-        out.append((row, chunks, merged))
-    return out
-
-
-def search_indexes(db: Database) -> dict[str, str]:
-    """The HNSW and trigram indexes of the schema as migrated, by name, with their definitions."""
-    with db.connection() as conn:
-        return dict(conn.execute(
-            "SELECT indexname, indexdef FROM pg_indexes WHERE schemaname = 'public'"
-            " AND (indexdef LIKE '%USING hnsw%' OR indexdef LIKE '%gin_trgm_ops%')"
-        ).fetchall())
+    return [synthetic_document(source_of(d), source_type_of(d), source_date_of(d), ts, g.triples, g.nodes,
+                               g.relations, lambda _, stated: " ".join(f"{t.statement}." for t in stated))
+            for d, ts in enumerate(per_doc)]
 
 
 def write(db: Database, g: SearchGraph, hnsw_options: str | None = None) -> dict[str, float]:
     """Every document with write_document and every node's concepts with write_concepts, with the
     HNSW and trigram indexes dropped during the writes and re-created from their definitions after
-    (much faster than maintaining them row by row; the indexes searched are the migrations', or,
-    with `hnsw_options` such as "m = 16, ef_construction = 200", HNSW indexes built with those)."""
+    (the indexes searched are the migrations', or, with `hnsw_options` such as
+    "m = 16, ef_construction = 200", HNSW indexes built with those)."""
     store = PostgresGraphStore(db)
     timings: dict[str, float] = {}
-    indexes = search_indexes(db)
-    with db.connection() as conn:
-        for index in indexes:
-            conn.execute(f"DROP INDEX {index}")
-    t0 = time.perf_counter()
-    for row, chunks, merged in documents(g):
-        store.write_document(str(uuid.uuid4()), row, chunks, merged, g.vectors)
-    timings["write_documents"] = time.perf_counter() - t0
-    t0 = time.perf_counter()
-    node_ids = list(g.nodes)
-    for start in range(0, len(node_ids), 5000):
-        batch = node_ids[start:start + 5000]
-        elements = [ConceptElement(id=str(n), kind=g.nodes[n].kind, name=g.nodes[n].name) for n in batch]
-        phrases = [[ConceptPhrase(phrase=g.concepts[level][i], level=level, confidence=0.8)
-                    for level, i in g.concept_of[n].items()] for n in batch]
-        store.write_concepts(None, elements, phrases, g.vectors)
-    timings["write_concepts"] = time.perf_counter() - t0
-    t0 = time.perf_counter()
-    with db.connection() as conn:
-        conn.execute("SET maintenance_work_mem = '2GB'")
-        conn.execute("SET max_parallel_maintenance_workers = 1")  # leader + 1 worker on 2 cores
-        for sql in indexes.values():
-            conn.execute(f"{sql} WITH ({hnsw_options})" if hnsw_options and "USING hnsw" in sql else sql)
-        conn.commit()
-        conn.autocommit = True
-        conn.execute("VACUUM ANALYZE")
-        conn.autocommit = False
+    with indexes_built_after(db, schema_indexes(db, "USING hnsw", "gin_trgm_ops"), hnsw_options):
+        t0 = time.perf_counter()
+        for row, chunks, merged in documents(g):
+            store.write_document(str(uuid.uuid4()), row, chunks, merged, g.vectors)
+        timings["write_documents"] = time.perf_counter() - t0
+        t0 = time.perf_counter()
+        node_ids = list(g.nodes)
+        for start in range(0, len(node_ids), 5000):
+            batch = node_ids[start:start + 5000]
+            elements = [ConceptElement(id=str(n), kind=g.nodes[n].kind, name=g.nodes[n].name) for n in batch]
+            phrases = [[ConceptPhrase(phrase=g.concepts[level][i], level=level, confidence=0.8)
+                        for level, i in g.concept_of[n].items()] for n in batch]
+            store.write_concepts(None, elements, phrases, g.vectors)
+        timings["write_concepts"] = time.perf_counter() - t0
+        t0 = time.perf_counter()
     timings["index_build"] = time.perf_counter() - t0
     return timings
 
