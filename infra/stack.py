@@ -107,7 +107,8 @@ FUNCTIONS: tuple[FunctionSpec, ...] = (
     FunctionSpec("GenerateConcepts", "generate-concepts", "concepts", "handler", 1024, Duration.minutes(15),
                  in_vpc=True, openai=True, description="Conceptualize new entities, events and relations"),
     FunctionSpec("Deduplicate", "deduplicate", "dedup", "handler", 2048, Duration.minutes(15),
-                 in_vpc=True, description="Merge near-duplicate triples (pgvector kNN)"),
+                 in_vpc=True, openai=True,  # embeds the triples an entity merge rewrote
+                 description="Merge near-duplicate triples (pgvector kNN)"),
     FunctionSpec("Finalize", "finalize", "extract", "finalize", 256, deletes_blobs=True,
                  description="End the job SUCCEEDED or PARTIAL"),
     FunctionSpec("FailJob", "fail-job", "failure", "handler", 256, deletes_blobs=True,

@@ -16,7 +16,8 @@ def handler(event: dict, context: LambdaContext) -> dict:
     job = JobEvent.model_validate(event)
     logger.append_keys(job_id=job.job_id)
     ports = aws_ports()
-    progress = deduplicate(job.stage_request(context), ports.graph, ports.ledger, ports.blobs, ports.dedup())
+    progress = deduplicate(job.stage_request(context), ports.graph, ports.ledger, ports.blobs, ports.dedup(),
+                           ports.embedder)
     if progress.state == "done":
         add_counts(metrics, progress.counts, prefix="Dedup")
     logger.info("deduplicate", extra={"state": progress.state, "counts": progress.counts})

@@ -15,7 +15,7 @@ from kg.errors import NotFound
 from kg.graph import DocumentRow, GraphStore, MatchQuery, TripleFilter
 from kg.merge import MergedGraph, merge_chunk_results
 from kg.models import Chunk, ChunkResult, ChunkStatus, ConceptPhrase, TripleType
-from kg.normalize import concept_id, document_id
+from kg.normalize import concept_id, document_id, triple_id
 from tests.support.extractors import fact
 
 DIMENSIONS = 8  # the contract database's embedding space (tests/contract/conftest.py)
@@ -103,6 +103,51 @@ def test_dedup_applied_twice_merges_once_and_is_counted_for_its_job(graph_store:
     assert graph_store.stats().triples == 1
     counts = graph_store.dedup_counts(job)
     assert (counts.triples_merged, counts.semantic, counts.exact, counts.entities_merged) == (1, 1, 0, 0)
+
+
+def test_concepts_of_a_deleted_document_are_refused_and_nothing_is_written(graph_store: GraphStore):
+    job = str(uuid.uuid4())
+    row, chunks, merged, vectors = document("a", TEXT, FACTS)
+    graph_store.write_document(job, row, chunks, merged, vectors)
+    elements = graph_store.elements_to_conceptualize(row.id, limit=100)  # read before the delete, as a stage does
+    graph_store.delete_document("a")
+    phrases = [[ConceptPhrase(phrase="thing", level="high", confidence=0.9)] for _ in elements]
+    with pytest.raises(NotFound, match="deleted"):
+        graph_store.write_concepts(job, elements, phrases, {concept_id("high", "thing"): vector("thing")},
+                                   document_id=row.id)
+    assert not graph_store.document_exists(row.id)
+    stats = graph_store.stats()
+    assert (stats.concepts, stats.triples, stats.entities, stats.relations) == (0, 0, 0, 0)
+
+
+def test_concepts_of_elements_gone_since_they_were_read_are_not_written(graph_store: GraphStore):
+    job = str(uuid.uuid4())
+    graph_store.write_document(job, *document("a", TEXT, FACTS))
+    elements = graph_store.elements_to_conceptualize(None, limit=100)
+    graph_store.delete_document("a")  # every element goes; the concepts call (no document) comes after
+    phrases = [[ConceptPhrase(phrase="thing", level="high", confidence=0.9)] for _ in elements]
+    assert graph_store.write_concepts(job, elements, phrases, {concept_id("high", "thing"): vector("thing")}) == (0, 0)
+    assert graph_store.stats().concepts == 0  # no concept without a link
+
+
+def test_an_entity_merge_rewrites_its_triples_and_marks_them_until_their_new_vectors_are_in(graph_store: GraphStore):
+    facts = [fact("Marie Curie", "discovered", "radium"), fact("Marie Sklodowska Curie", "discovered", "polonium")]
+    row, chunks, merged, vectors = document("a", TEXT, facts)
+    graph_store.write_document(str(uuid.uuid4()), row, chunks, merged, vectors)
+    ids = ids_by_name(merged)
+    kept, gone = ids["Marie Sklodowska Curie"], ids["Marie Curie"]
+    assert graph_store.stale_triples(10) == {}
+    graph_store.apply_dedup(str(uuid.uuid4()), [], [(kept, gone, 0.95)])
+    radium = triple_id("ENTITY_ENTITY", "Marie Curie", "discovered", "radium")
+    assert graph_store.stale_triples(10) == {radium: "Marie Sklodowska Curie discovered radium"}
+    assert graph_store.stale_triples(10, document_id=row.id) == graph_store.stale_triples(10)
+    # A vector made from another wording (the triple changed again since) is not taken.
+    assert graph_store.write_triple_vectors({radium: ("Marie Curie discovered radium", vector("old"))}) == 0
+    assert graph_store.write_triple_vectors(
+        {radium: ("Marie Sklodowska Curie discovered radium", vector("new"))}) == 1
+    assert graph_store.stale_triples(10) == {}
+    assert np.allclose(graph_store.stored_vectors([radium])[radium], vector("new"), atol=1e-6)
+    assert graph_store.write_triple_vectors({radium: ("Marie Sklodowska Curie discovered radium", vector("x"))}) == 0
 
 
 def test_deleting_an_unknown_document_is_not_found(graph_store: GraphStore):

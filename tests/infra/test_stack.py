@@ -358,7 +358,8 @@ def test_only_the_functions_that_call_the_llm_or_embedding_api_may_read_its_key(
         for _, resource in granted(synth, spec.id, "secretsmanager")
         if "secret:kg/openai-api-key-??????" in resource
     }
-    assert readers == {"ExtractChunk", "MergeAndStore", "GenerateConcepts", "Api"}  # Api embeds search queries
+    # Api embeds search queries; Deduplicate the triples an entity merge rewrote.
+    assert readers == {"ExtractChunk", "MergeAndStore", "GenerateConcepts", "Deduplicate", "Api"}
 
 
 def test_ledger_grants_are_the_ledgers_calls_on_its_table_and_index_only(synth):

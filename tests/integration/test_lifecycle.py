@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import io
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
 
 import networkx as nx
 import pytest
@@ -11,6 +14,7 @@ from kg.documents import decode_document
 from kg.engine.local import ingest
 from kg.errors import NotFound
 from kg.export import write_graphml, write_jsonl
+from kg.models import JobStatus
 from tests.integration.conftest import table_counts
 from tests.support.extractors import FactsExtractor, fact
 
@@ -140,3 +144,118 @@ def test_jsonl_export_has_one_triple_per_line(two_documents):
 
     shared = next(json.loads(line) for line in lines if '"radium"' in line)
     assert shared["sources"] == ["a", "b"] and len(shared["chunks"]) == 2
+
+
+# -- a delete racing the same document's ingest ------------------------------------------------------
+
+# Long enough for any step of these tests on a loaded machine; only a hang reaches it.
+PATIENCE_S = 120
+
+
+def orphans(ports) -> dict[str, int]:
+    """Rows that name something no longer there: concept links to missing elements, concepts (with
+    their vectors) no link uses, triples of missing nodes."""
+    with ports.db.connection() as conn:
+        return {
+            "links": conn.execute(
+                "SELECT count(*) FROM conceptualizations e"
+                " WHERE NOT EXISTS (SELECT 1 FROM nodes n WHERE n.id = e.element_id)"
+                " AND NOT EXISTS (SELECT 1 FROM relations r WHERE r.id = e.element_id)").fetchone()[0],
+            "concepts": conn.execute(
+                "SELECT count(*) FROM concepts c WHERE NOT EXISTS"
+                " (SELECT 1 FROM conceptualizations e WHERE e.concept_id = c.id)").fetchone()[0],
+        }
+
+
+class BlockingConceptualizer:
+    """Conceptualizes as `inner` does, once the test lets it: its calls wait for `release`."""
+
+    def __init__(self, inner):
+        self.inner, self.name = inner, inner.name
+        self.entered, self.release = threading.Event(), threading.Event()
+
+    def conceptualize(self, elements):
+        self.entered.set()
+        if not self.release.wait(PATIENCE_S):
+            raise TimeoutError("the test never released the conceptualizer")
+        return self.inner.conceptualize(elements)
+
+
+def test_a_delete_while_the_concepts_stage_waits_for_its_llm_fails_the_ingest_and_leaves_nothing(
+    make_ports, settings, conceptualizer
+):
+    ports = make_ports(FactsExtractor([SHARED, ONLY_A]))
+    blocking = BlockingConceptualizer(conceptualizer)
+    ports.conceptualizer = blocking
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        running = pool.submit(ingest, doc("a"), ports, settings)
+        assert blocking.entered.wait(PATIENCE_S)  # the concepts stage is waiting for its reply
+        deleted = ports.graph.delete_document("a")
+        blocking.release.set()
+        report = running.result(PATIENCE_S)
+    assert deleted.triples == 2 and deleted.concepts == 0  # nothing of the concepts was written yet
+    assert report.status is JobStatus.FAILED
+    assert "deleted" in report.error and "concepts" in report.error
+    assert set(table_counts(ports).values()) == {0}  # no concept, link or vector written over the delete
+    assert orphans(ports) == {"links": 0, "concepts": 0}
+
+
+def test_a_delete_during_a_concepts_write_waits_for_it_then_removes_what_it_wrote(
+    make_ports, settings, monkeypatch
+):
+    """The delete comes while a batch's transaction is open: it waits on the document's lock, and
+    once the batch commits it removes the batch's concepts too; the ingest then ends FAILED."""
+    import kg.graph.postgres as store_module
+
+    ports = make_ports(FactsExtractor([SHARED, ONLY_A]))
+    in_write, go_on, deleted = threading.Event(), threading.Event(), threading.Event()
+    real_insert = store_module._insert_staged
+
+    def insert_then_wait(cur, table, *args, **kwargs):
+        fresh = real_insert(cur, table, *args, **kwargs)
+        if table == "conceptualizations" and not in_write.is_set():
+            in_write.set()  # the batch's links are in, its transaction still open
+            if not go_on.wait(PATIENCE_S):
+                raise TimeoutError("the test never let the write go on")
+        return fresh
+
+    monkeypatch.setattr(store_module, "_insert_staged", insert_then_wait)
+    real_exists = ports.graph.document_exists
+
+    def exists_after_the_delete(document_id):
+        # The stage's next look at the document comes after the delete, as it would on a busy machine.
+        if not deleted.wait(PATIENCE_S):
+            raise TimeoutError("the delete never finished")
+        return real_exists(document_id)
+
+    monkeypatch.setattr(ports.graph, "document_exists", exists_after_the_delete)
+
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        running = pool.submit(ingest, doc("a"), ports, settings)
+        assert in_write.wait(PATIENCE_S)
+        deleting = pool.submit(ports.graph.delete_document, "a")
+        wait_until_a_backend_waits_on_an_advisory_lock(ports)
+        assert not deleting.done()  # it waits for the write, it did not go ahead of it
+        go_on.set()
+        summary = deleting.result(PATIENCE_S)
+        deleted.set()
+        report = running.result(PATIENCE_S)
+    assert summary.concept_edges > 0 and summary.concepts > 0  # it removed what the write had just added
+    assert report.status is JobStatus.FAILED and "deleted" in report.error
+    assert set(table_counts(ports).values()) == {0}
+    assert orphans(ports) == {"links": 0, "concepts": 0}
+
+
+def wait_until_a_backend_waits_on_an_advisory_lock(ports) -> None:
+    """Poll pg_stat_activity until some session of this database waits on an advisory lock."""
+    deadline = time.monotonic() + PATIENCE_S
+    with ports.db.connection() as conn:
+        while time.monotonic() < deadline:
+            waiting = conn.execute(
+                "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()"
+                " AND wait_event_type = 'Lock' AND wait_event = 'advisory'").fetchone()[0]
+            if waiting:
+                return
+            time.sleep(0.01)
+    raise TimeoutError("no session ever waited on the document's lock")
+

@@ -68,7 +68,7 @@ def _run_stages(ports, settings, text: str, source: str = "doc", calls: int = 1,
         lambda: merge_and_store(request, ports.embedder, ports.graph, ports.blobs, ports.ledger, slice_size=7),
         lambda: generate_concepts(request, ports.conceptualizer, ports.embedder, ports.graph, ports.ledger,
                                   ports.blobs, batch_size=3, workers=2),
-        lambda: deduplicate(request, ports.graph, ports.ledger, ports.blobs, dedup_params(settings)),
+        lambda: deduplicate(request, ports.graph, ports.ledger, ports.blobs, dedup_params(settings), ports.embedder),
     ):
         for _ in range(calls):
             while stage().state == "more":
@@ -134,7 +134,7 @@ def test_a_retry_after_a_failure_injected_after_each_commit_leaves_the_graph_of_
         lambda: merge_and_store(request, ports.embedder, ports.graph, ports.blobs, ports.ledger, slice_size=7),
         lambda: generate_concepts(request, ports.conceptualizer, ports.embedder, ports.graph, ports.ledger,
                                   ports.blobs, batch_size=3, workers=2),
-        lambda: deduplicate(request, ports.graph, ports.ledger, ports.blobs, dedup_params(settings)),
+        lambda: deduplicate(request, ports.graph, ports.ledger, ports.blobs, dedup_params(settings), ports.embedder),
     ):
         with pytest.raises(ConnectionError):
             stage()
@@ -163,7 +163,8 @@ def test_stages_on_a_tiny_budget_return_more_and_end_with_the_same_graph(fresh_p
                             budgeted.blobs, batch_size=3, workers=2).state == "more":
         concept_calls += 1
     dedup_calls = 1
-    while deduplicate(request, budgeted.graph, budgeted.ledger, budgeted.blobs, dedup_params(settings)).state == "more":
+    while deduplicate(request, budgeted.graph, budgeted.ledger, budgeted.blobs, dedup_params(settings),
+                      budgeted.embedder).state == "more":
         dedup_calls += 1
     finalize(job.job_id, budgeted.ledger, budgeted.blobs)
     assert store_calls > 3 and concept_calls > 3 and dedup_calls == 3  # triple pairs, entity pairs, the write

@@ -8,7 +8,7 @@ from kg.extraction.openai import grounded_in
 from kg.llm.cache import cache_key
 from kg.llm.pricing import estimate_cost
 from kg.llm.prompts import COMBINED_PROMPT, CONCEPT_PROMPT, TYPE_PROMPTS
-from kg.llm.schemas import CombinedExtraction, ConceptReply, TypeExtraction, strict_schema
+from kg.llm.schemas import CombinedExtraction, ConceptReply, ExtractedTriple, TypeExtraction, strict_schema
 from kg.models import TripleType
 from kg.normalize import normalise
 from kg.settings import Settings
@@ -51,8 +51,41 @@ def test_the_combined_prompt_names_every_type():
 
 
 def test_prompt_versions_differ_and_follow_the_text():
+    from kg.llm.prompts import Prompt
+
     prompts = [*TYPE_PROMPTS.values(), COMBINED_PROMPT, CONCEPT_PROMPT]
     assert len({p.version for p in prompts}) == len(prompts)
+    # Editing a prompt's text invalidates its cached replies, though nobody bumped the revision.
+    prompt = TYPE_PROMPTS[TripleType.ENTITY_ENTITY]
+    same = Prompt(name=prompt.name, system=prompt.system, reply=prompt.reply)
+    edited = Prompt(name=prompt.name, system=prompt.system.replace("Only facts", "Only the facts"), reply=prompt.reply)
+    assert same.version == prompt.version and edited.version != prompt.version
+    assert edited.version.split(".")[0] == prompt.version.split(".")[0]  # the same revision number
+
+
+def test_the_prompt_version_changes_with_the_reply_schema_and_only_with_what_shapes_the_reply():
+    from pydantic import Field, create_model
+
+    from kg.llm.prompts import Prompt
+
+    # Models of one name, so that only the change under test differs.
+    reply = create_model("Reply", triples=(list[ExtractedTriple], ...))
+    same = create_model("Reply", triples=(list[ExtractedTriple], ...))
+    new_field = create_model("Reply", triples=(list[ExtractedTriple], ...), notes=(str, ...))
+    # A constraint strict mode leaves out of the request: cached replies would validate differently.
+    loose = create_model("Reply", subject=(str, Field(min_length=1)))
+    tight = create_model("Reply", subject=(str, Field(min_length=3)))
+
+    system = TYPE_PROMPTS[TripleType.ENTITY_ENTITY].system
+
+    def version(model, name="x_triples"):
+        return Prompt(name=name, system=system, reply=model).version
+
+    assert version(same) == version(reply)
+    assert version(new_field) != version(reply)
+    assert version(tight) != version(loose)
+    assert version(reply, "y_triples") != version(reply)
+    assert version(reply).startswith("1.")
 
 
 def test_the_cache_key_changes_with_each_of_its_parts():
@@ -88,8 +121,11 @@ def test_the_provider_is_openai_when_a_key_is_set_and_offline_otherwise(monkeypa
     monkeypatch.setenv("OPENAI_BASE_URL", "http://localhost:4000/v1")
     settings = Settings()
     assert (settings.llm_provider, settings.embedding_provider) == ("openai", "openai")
-    assert settings.openai_base_url == "http://localhost:4000/v1"
-    assert settings.openai_api_key.get_secret_value() == "sk-test"
+    # The OpenAI client's own variable names reach the client kg makes: its endpoint and its key.
+    from kg.llm.client import LlmClient
+
+    client = LlmClient.from_settings(settings).client
+    assert (str(client.base_url), client.api_key) == ("http://localhost:4000/v1/", "sk-test")
     monkeypatch.setenv("KG_LLM_PROVIDER", "offline")
     monkeypatch.setenv("KG_EMBEDDING_PROVIDER", "openai")
     assert (Settings().llm_provider, Settings().embedding_provider) == ("offline", "openai")

@@ -1,8 +1,8 @@
 """The AWS engine's ports, built once per Lambda container from Settings and the environment.
 
 Each port is made on first use, so a function builds only what it touches: ExtractChunk never
-opens the database (it runs outside the VPC, and its LLM cache is S3), Deduplicate and the API never
-read the OpenAI key (they are not granted it). `aws_ports()` is the container's one instance, kept
+opens the database (it runs outside the VPC, and its LLM cache is S3), and a function that calls
+neither the LLM nor the embedding API never reads the OpenAI key (it is not granted it). `aws_ports()` is the container's one instance, kept
 between invocations; `reset_ports()` drops it (tests, or after the settings changed). A test may
 also put a fake in place by assigning the attribute (`aws_ports().extractor = ...`).
 """
@@ -22,7 +22,14 @@ from kg.blobs.s3 import S3BlobStore
 from kg.errors import KgError, ProviderUnavailable
 from kg.ledger.dynamodb import DynamoDbLedger
 from kg.llm.cache_s3 import S3LlmCache
-from kg.providers import chunking_params, dedup_params, default_conceptualizer, default_embedder, default_extractor
+from kg.providers import (
+    chunking_params,
+    dedup_params,
+    default_conceptualizer,
+    default_embedder,
+    default_extractor,
+    embedding_space,
+)
 from kg.settings import Settings
 from kg.stages import ChunkingParams, DedupParams
 
@@ -191,19 +198,3 @@ def database_conninfo(secret: Mapping[str, Any]) -> str:
         sslmode=str(secret.get("sslmode") or "require"),
         application_name="kg",
     )
-
-
-def embedding_space(settings: Settings) -> tuple[str, int]:
-    """The embedding model and dimensions the graph store must hold, without building an embedder
-    (which for OpenAI needs the key that the API and Deduplicate do not get)."""
-    if settings.embedding_provider == "openai":
-        from kg.embeddings.openai import NATIVE_DIMENSIONS
-
-        dimensions = settings.embedding_dimensions or NATIVE_DIMENSIONS.get(settings.embedding_model)
-        if dimensions is None:
-            raise ProviderUnavailable(
-                f"the dimension of {settings.embedding_model!r} is unknown: set KG_EMBEDDING_DIMENSIONS")
-        return settings.embedding_model, dimensions
-    from kg.embeddings.onnx_minilm import DIMENSIONS, MODEL_NAME
-
-    return MODEL_NAME, DIMENSIONS

@@ -50,6 +50,9 @@ class SimilarPair(BaseModel):
 class TripleAttributes(BaseModel):
     confidence: float
     created_at: datetime
+    subject: str
+    predicate: str
+    object: str
 
 
 class NodeAttributes(BaseModel):
@@ -217,7 +220,9 @@ class GraphStore(Protocol):
         ...
 
     def delete_document(self, source: str) -> DeleteSummary:
-        """Remove a document's provenance and all it alone supported; NotFound for an unknown source."""
+        """Remove a document's provenance and all it alone supported (with the concept links and the
+        concepts left without one), after any writer of that document commits; NotFound for an
+        unknown source."""
         ...
 
     def elements_to_conceptualize(
@@ -230,7 +235,13 @@ class GraphStore(Protocol):
         elements: Sequence[ConceptElement],
         concepts: Sequence[Sequence[ConceptPhrase]],
         vectors: Mapping[uuid.UUID, np.ndarray],
-    ) -> tuple[int, int]: ...
+        document_id: uuid.UUID | None = None,
+    ) -> tuple[int, int]:
+        """Concepts and element -> concept edges, and the elements marked done; returns (concepts,
+        edges) new. With `document_id`: under that document's lock, NotFound when it was deleted."""
+        ...
+
+    def document_exists(self, document_id: uuid.UUID) -> bool: ...
 
     def concept_counts(self, job_id: str) -> ConceptSummary:
         """What job `job_id` conceptualized: elements, concepts it created, edges it drew."""
@@ -253,7 +264,20 @@ class GraphStore(Protocol):
         job_id: str | None,
         triple_merges: Sequence[tuple[uuid.UUID, uuid.UUID, float]],
         node_merges: Sequence[tuple[uuid.UUID, uuid.UUID, float]],
-    ) -> DedupSummary: ...
+        document_id: uuid.UUID | None = None,
+    ) -> DedupSummary:
+        """Apply the merges in one transaction; the triples that named a merged entity are rewritten
+        and marked for a new vector (`stale_triples`). NotFound when `document_id` was deleted."""
+        ...
+
+    def stale_triples(self, limit: int, document_id: uuid.UUID | None = None) -> dict[uuid.UUID, str]:
+        """Triples whose statement changed after their vector was made, with that statement."""
+        ...
+
+    def write_triple_vectors(self, vectors: Mapping[uuid.UUID, tuple[str, np.ndarray]]) -> int:
+        """New vectors for stale triples, each with the statement it was made from (a triple whose
+        statement changed again since keeps its mark); returns the triples updated."""
+        ...
 
     def dedup_counts(self, job_id: str) -> DedupSummary:
         """The merges job `job_id` made (candidate_pairs is not known here: zero)."""

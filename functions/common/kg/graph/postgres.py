@@ -4,6 +4,12 @@ Every write that changes the graph is one transaction: rows go through binary CO
 temporary staging tables, then one set-based statement per table (INSERT ... ON CONFLICT,
 UPDATE ... FROM, DELETE ... USING). A retried write inserts nothing twice and a failure anywhere
 leaves the graph as it was.
+
+Writers are serialised by transaction-scoped advisory locks (docs/DESIGN.md, "Deleting and
+replacing documents"): whatever writes a document's rows (its write or replacement, its concepts,
+its delete) holds that document's lock, and the graph lock shared; a dedup pass, which may merge
+rows of any document, holds the graph lock alone. Locks are always taken graph first, then
+document, so two writers never wait for each other in a circle.
 """
 
 from __future__ import annotations
@@ -54,6 +60,10 @@ from kg.models import (
 from kg.normalize import concept_id, normalise
 
 _VECTOR_TABLES = ("nodes", "relations", "triples", "concepts")
+# Advisory lock namespaces (the two-int form; kg.db's migration lock is a single bigint, another
+# space): the graph lock is (_GRAPH_LOCK, 0), a document's is (_DOCUMENT_LOCK, 31 bits of its id).
+_GRAPH_LOCK = 7_251_011
+_DOCUMENT_LOCK = 7_251_012
 # A concept with more members than this is searched through the HNSW index (members_near).
 _EXACT_MEMBERS = 500
 
@@ -111,6 +121,7 @@ class PostgresGraphStore:
         job = uuid.UUID(job_id)
         doc_id = document.id
         with self.db.connection() as conn, conn.transaction(), conn.cursor() as cur:
+            _lock_document(cur, doc_id)
             previous = cur.execute(
                 "SELECT content_hash FROM documents WHERE id = %s FOR UPDATE", (doc_id,)
             ).fetchone()
@@ -188,10 +199,18 @@ class PostgresGraphStore:
         return int(bool(row and row[0]))
 
     def delete_document(self, source: str) -> DeleteSummary:
+        """Waits for any writer of the document (its ingest's write, a concepts batch, a dedup pass)
+        to commit, then removes what it alone supported; the writer's next step finds it gone."""
+        missing = f"no document with source {source!r} (kg jobs lists what was ingested)"
         with self.db.connection() as conn, conn.transaction(), conn.cursor() as cur:
+            row = cur.execute("SELECT id FROM documents WHERE source = %s", (source,)).fetchone()
+            if row is None:
+                raise NotFound(missing)
+            _lock_document(cur, row[0])
+            # Looked up again under the lock: another delete may have removed it while we waited.
             row = cur.execute("SELECT id FROM documents WHERE source = %s FOR UPDATE", (source,)).fetchone()
             if row is None:
-                raise NotFound(f"no document with source {source!r} (kg jobs lists what was ingested)")
+                raise NotFound(missing)
             doc_id = row[0]
             cur.execute(
                 "CREATE TEMP TABLE retracted ON COMMIT DROP AS"
@@ -244,30 +263,49 @@ class PostgresGraphStore:
         elements: Sequence[ConceptElement],
         concepts: Sequence[Sequence[ConceptPhrase]],
         vectors: Mapping[uuid.UUID, np.ndarray],
+        document_id: uuid.UUID | None = None,
     ) -> tuple[int, int]:
-        """Concept nodes, element -> concept edges, and the elements marked done; returns (concepts, edges) new."""
+        """Concept nodes, element -> concept edges, and the elements marked done; returns (concepts, edges) new.
+
+        Under `document_id`'s lock, and NotFound when that document was deleted since its elements
+        were read (the conceptualizer call runs outside any transaction). Elements gone by now (a
+        dedup pass merged them away) get no edge, and a concept no written edge uses is not written."""
         job = uuid.UUID(job_id) if job_id else None
-        concept_rows: dict[uuid.UUID, tuple] = {}
-        edge_rows: dict[tuple[uuid.UUID, uuid.UUID], tuple] = {}
-        for element, phrases in zip(elements, concepts, strict=True):
-            element_id = uuid.UUID(element.id)
-            for phrase in phrases:
-                c_id = concept_id(phrase.level, phrase.phrase)
-                concept_rows.setdefault(c_id, (c_id, phrase.phrase, normalise(phrase.phrase), phrase.level, vectors[c_id]))
-                edge_rows[(element_id, c_id)] = (
-                    element_id, "relation" if element.kind == "relation" else "node", c_id, phrase.confidence,
-                    [uuid.UUID(t) for t in element.context_triples], job,
-                )
+        ids = [uuid.UUID(e.id) for e in elements]
         with self.db.connection() as conn, conn.transaction(), conn.cursor() as cur:
+            if document_id is not None:
+                _lock_document(cur, document_id)
+                _require_document(cur, document_id, "its concepts were being written")
+            else:
+                cur.execute("SELECT pg_advisory_xact_lock_shared(%s, 0)", (_GRAPH_LOCK,))
+            # Held to the commit, so that the elements the edges name cannot go before the edges are in.
+            present = {i for (i,) in cur.execute(
+                "SELECT id FROM nodes WHERE id = ANY(%s) FOR KEY SHARE", (ids,)).fetchall()}
+            present.update(i for (i,) in cur.execute(
+                "SELECT id FROM relations WHERE id = ANY(%s) FOR KEY SHARE", (ids,)).fetchall())
+            concept_rows: dict[uuid.UUID, tuple] = {}
+            edge_rows: dict[tuple[uuid.UUID, uuid.UUID], tuple] = {}
+            for element, phrases in zip(elements, concepts, strict=True):
+                element_id = uuid.UUID(element.id)
+                if element_id not in present:
+                    continue
+                for phrase in phrases:
+                    c_id = concept_id(phrase.level, phrase.phrase)
+                    concept_rows.setdefault(
+                        c_id, (c_id, phrase.phrase, normalise(phrase.phrase), phrase.level, vectors[c_id]))
+                    edge_rows[(element_id, c_id)] = (
+                        element_id, "relation" if element.kind == "relation" else "node", c_id, phrase.confidence,
+                        [uuid.UUID(t) for t in element.context_triples], job,
+                    )
             _stage(cur, "concepts", ("id", "name", "normalised", "level", "embedding", "job_id"),
                    ("uuid", "text", "text", "text", "vector", "uuid"), (row + (job,) for row in concept_rows.values()))
-            _stage(cur, "conceptualizations",
-                   ("element_id", "element_kind", "concept_id", "confidence", "context_triples", "job_id"),
+            edge_columns = ("element_id", "element_kind", "concept_id", "confidence", "context_triples", "job_id")
+            _stage(cur, "conceptualizations", edge_columns,
                    ("uuid", "text", "uuid", "float4", "uuid[]", "uuid"), edge_rows.values())
             new_concepts = _insert_staged(cur, "concepts", "id", "ON CONFLICT (id) DO NOTHING")
+            # Named columns: node_id and relation_id are generated from these.
             new_edges = _insert_staged(cur, "conceptualizations", "element_id, concept_id",
-                                       "ON CONFLICT (element_id, concept_id) DO NOTHING")
-            ids = [uuid.UUID(e.id) for e in elements]
+                                       "ON CONFLICT (element_id, concept_id) DO NOTHING", columns=edge_columns)
             for table in ("nodes", "relations"):
                 cur.execute(f"UPDATE {table} SET conceptualized_at = now(), conceptualized_by = %s"
                             " WHERE id = ANY(%s) AND conceptualized_at IS NULL", (job, ids))
@@ -363,9 +401,11 @@ class PostgresGraphStore:
     def triple_attributes(self, ids: Collection[uuid.UUID]) -> dict[uuid.UUID, TripleAttributes]:
         with self.db.connection() as conn:
             rows = conn.execute(
-                "SELECT id, confidence, created_at FROM triples WHERE id = ANY(%s)", (list(ids),)
+                "SELECT id, confidence, created_at, subject, predicate, object FROM triples WHERE id = ANY(%s)",
+                (list(ids),),
             ).fetchall()
-        return {i: TripleAttributes(confidence=c, created_at=t) for i, c, t in rows}
+        return {i: TripleAttributes(confidence=c, created_at=t, subject=s, predicate=p, object=o)
+                for i, c, t, s, p, o in rows}
 
     def node_attributes(self, ids: Collection[uuid.UUID]) -> dict[uuid.UUID, NodeAttributes]:
         with self.db.connection() as conn:
@@ -381,12 +421,19 @@ class PostgresGraphStore:
         job_id: str | None,
         triple_merges: Sequence[tuple[uuid.UUID, uuid.UUID, float]],
         node_merges: Sequence[tuple[uuid.UUID, uuid.UUID, float]],
+        document_id: uuid.UUID | None = None,
     ) -> DedupSummary:
         """In one transaction: fold semantically equal triples into their canonical one, merge
-        near-identical entities (names kept as aliases), then fold the triples those merges made
-        equal. Every merge is logged in dedup_merges. Each merge is (kept id, merged id, similarity)."""
+        near-identical entities (names kept as aliases; the triples that named a merged entity are
+        rewritten with the kept name and marked for a new vector), then fold the triples those
+        merges made equal. Every merge is logged in dedup_merges. Each merge is (kept id, merged id,
+        similarity). Merges may touch any document's rows, so this holds the graph lock alone; NotFound
+        when `document_id` (the job's document) was deleted."""
         job = uuid.UUID(job_id) if job_id else None
         with self.db.connection() as conn, conn.transaction(), conn.cursor() as cur:
+            cur.execute("SELECT pg_advisory_xact_lock(%s, 0)", (_GRAPH_LOCK,))
+            if document_id is not None:
+                _require_document(cur, document_id, "it was being deduplicated")
             semantic = _merge_triples(cur, triple_merges, "semantic", job)
             entities = _merge_nodes(cur, node_merges, job)
             # Entities merged above can make two triples say the same thing: fold those too.
@@ -409,6 +456,42 @@ class PostgresGraphStore:
         exact, semantic = count.get(("triple", "exact"), 0), count.get(("triple", "semantic"), 0)
         return DedupSummary(triples_merged=exact + semantic, exact=exact, semantic=semantic,
                             entities_merged=sum(n for (kind, _), n in count.items() if kind == "node"))
+
+    # -- vectors of rewritten triples ---------------------------------------------------------------
+
+    def stale_triples(self, limit: int, document_id: uuid.UUID | None = None) -> dict[uuid.UUID, str]:
+        """Up to `limit` triples whose statement changed after their vector was made (of one
+        document's, or all), with the statement their vector must be made from."""
+        scope = ("AND t.id IN (SELECT triple_id FROM triple_provenance WHERE document_id = %(doc)s)"
+                 if document_id is not None else "")
+        with self.db.connection() as conn:
+            rows = conn.execute(
+                f"SELECT t.id, t.statement FROM triples t WHERE t.vector_stale {scope} ORDER BY t.id LIMIT %(limit)s",
+                {"doc": document_id, "limit": limit},
+            ).fetchall()
+        return dict(rows)
+
+    def write_triple_vectors(self, vectors: Mapping[uuid.UUID, tuple[str, np.ndarray]]) -> int:
+        """Store each triple's new vector, made from the statement given with it, and clear its mark;
+        a triple whose statement changed again since stays marked. Returns the triples updated."""
+        if not vectors:
+            return 0
+        with self.db.connection() as conn, conn.transaction(), conn.cursor() as cur:
+            cur.execute("CREATE TEMP TABLE staging_vectors (id uuid, statement text, embedding vector) ON COMMIT DROP")
+            with cur.copy("COPY staging_vectors (id, statement, embedding) FROM STDIN (FORMAT BINARY)") as copy:
+                copy.set_types(["uuid", "text", "vector"])
+                for triple, (statement, vector) in vectors.items():
+                    copy.write_row((triple, statement, vector))
+            updated = cur.execute(
+                "UPDATE triples t SET embedding = s.embedding, vector_stale = false FROM staging_vectors s"
+                " WHERE t.id = s.id AND t.statement = s.statement AND t.vector_stale"
+            ).rowcount
+            cur.execute("DROP TABLE staging_vectors")
+        return updated
+
+    def document_exists(self, document_id: uuid.UUID) -> bool:
+        with self.db.connection() as conn:
+            return conn.execute("SELECT 1 FROM documents WHERE id = %s", (document_id,)).fetchone() is not None
 
     # -- reading ---------------------------------------------------------------------------------
 
@@ -765,6 +848,21 @@ def _chunk_id(document_id: uuid.UUID, index: int) -> str:
     return f"{document_id}:{index}"
 
 
+def _lock_document(cur: psycopg.Cursor, document_id: uuid.UUID) -> None:
+    """Hold, to the end of the transaction, the graph lock shared (a dedup pass waits) and the
+    document's lock (its other writers and its delete wait). Two documents whose ids share the 31
+    bits only wait for each other."""
+    cur.execute("SELECT pg_advisory_xact_lock_shared(%s, 0)", (_GRAPH_LOCK,))
+    cur.execute("SELECT pg_advisory_xact_lock(%s, %s)", (_DOCUMENT_LOCK, document_id.int & 0x7FFF_FFFF))
+
+
+def _require_document(cur: psycopg.Cursor, document_id: uuid.UUID, during: str) -> None:
+    """NotFound when the document is gone: a job must not write over a deleted document."""
+    if cur.execute("SELECT 1 FROM documents WHERE id = %s", (document_id,)).fetchone() is None:
+        raise NotFound(f"document {document_id} was deleted while {during}; this job's writes are not kept"
+                       " (ingest it again to bring it back)")
+
+
 def _stage(cur: psycopg.Cursor, table: str, columns: Sequence[str], types: Sequence[str], rows: Iterable[tuple]) -> None:
     """COPY rows into `staging_<table>`, a temporary twin of `table` dropped at commit."""
     cur.execute(f"CREATE TEMP TABLE staging_{table} (LIKE {table} INCLUDING DEFAULTS) ON COMMIT DROP")
@@ -774,11 +872,16 @@ def _stage(cur: psycopg.Cursor, table: str, columns: Sequence[str], types: Seque
             copy.write_row(row)
 
 
-def _insert_staged(cur: psycopg.Cursor, table: str, key: str, on_conflict: str) -> int:
-    """Insert the staged rows (one per key) into `table`; returns how many rows were new."""
+def _insert_staged(
+    cur: psycopg.Cursor, table: str, key: str, on_conflict: str, columns: Sequence[str] | None = None
+) -> int:
+    """Insert the staged rows (one per key) into `table` (all its columns, or `columns`); returns how
+    many rows were new."""
+    names = ", ".join(columns) if columns else "*"
+    target = f"{table} ({names})" if columns else table
     # xmax = 0 only on a freshly inserted row version: it tells inserts from ON CONFLICT updates.
     cur.execute(
-        f"WITH written AS (INSERT INTO {table} SELECT DISTINCT ON ({key}) * FROM staging_{table}"
+        f"WITH written AS (INSERT INTO {target} SELECT DISTINCT ON ({key}) {names} FROM staging_{table}"
         f" ORDER BY {key} {on_conflict} RETURNING (xmax = 0) AS fresh)"
         f" SELECT count(*) FILTER (WHERE fresh) FROM written"
     )
@@ -788,21 +891,32 @@ def _insert_staged(cur: psycopg.Cursor, table: str, key: str, on_conflict: str) 
 
 
 def _follow_merges(cur: psycopg.Cursor) -> None:
-    """Staged rows that deduplication merged away earlier land on the rows that absorbed them."""
+    """Staged rows that deduplication merged away earlier land on the rows that absorbed them, as
+    long as those are still there (a delete may have collected them since). A triple that lands on
+    a kept entity is written with that entity's name, as the merge rewrote the others, and marked
+    for a new vector (its staged one was made from the old wording)."""
+    alive = "EXISTS (SELECT 1 FROM triples k WHERE k.id = m.redirect_to)"
     cur.execute(
-        "UPDATE staging_triples s SET id = m.redirect_to FROM dedup_merges m"
-        " WHERE m.kind = 'triple' AND m.merged_id = s.id"
+        f"UPDATE staging_triples s SET id = m.redirect_to FROM dedup_merges m"
+        f" WHERE m.kind = 'triple' AND m.merged_id = s.id AND {alive}"
     )
     cur.execute(
-        "UPDATE staging_triple_provenance s SET triple_id = m.redirect_to FROM dedup_merges m"
-        " WHERE m.kind = 'triple' AND m.merged_id = s.triple_id"
+        f"UPDATE staging_triple_provenance s SET triple_id = m.redirect_to FROM dedup_merges m"
+        f" WHERE m.kind = 'triple' AND m.merged_id = s.triple_id AND {alive}"
     )
-    for end in ("subject_id", "object_id"):
+    for end, text in (("subject_id", "subject"), ("object_id", "object")):
         cur.execute(
-            f"UPDATE staging_triples s SET {end} = m.redirect_to FROM dedup_merges m"
+            f"UPDATE staging_triples s SET {end} = k.id, {text} = k.name, vector_stale = true"
+            f" FROM dedup_merges m JOIN nodes k ON k.id = m.redirect_to"
             f" WHERE m.kind = 'node' AND m.merged_id = s.{end}"
         )
-    cur.execute("DELETE FROM staging_nodes s USING dedup_merges m WHERE m.kind = 'node' AND m.merged_id = s.id")
+    # The statement from its parts, as kg.models.Triple.statement makes it.
+    cur.execute("UPDATE staging_triples SET statement = subject || ' ' || predicate || ' ' || object"
+                " WHERE vector_stale")
+    cur.execute(
+        "DELETE FROM staging_nodes s USING dedup_merges m WHERE m.kind = 'node' AND m.merged_id = s.id"
+        " AND EXISTS (SELECT 1 FROM nodes k WHERE k.id = m.redirect_to)"
+    )
 
 
 def _collect_unsupported(cur: psycopg.Cursor, candidates: str) -> dict[str, int]:
@@ -820,27 +934,31 @@ def _collect_unsupported(cur: psycopg.Cursor, candidates: str) -> dict[str, int]
 
 def _collect_unused_elements(cur: psycopg.Cursor) -> dict[str, int]:
     """The nodes and relations of the triples in `gone_triples` that no triple uses any more go,
-    with their concept edges and the concepts left without edges; `gone_triples` is dropped."""
-    nodes = cur.execute(
-        "DELETE FROM nodes n WHERE n.id IN (SELECT subject_id FROM gone_triples UNION SELECT object_id FROM gone_triples)"
+    with their concept edges and the concepts left without edges (and so their vectors);
+    `gone_triples` is dropped."""
+    unused = cur.execute(
+        "SELECT n.id FROM nodes n"
+        " WHERE n.id IN (SELECT subject_id FROM gone_triples UNION SELECT object_id FROM gone_triples)"
         " AND NOT EXISTS (SELECT 1 FROM triples t WHERE t.subject_id = n.id)"
-        " AND NOT EXISTS (SELECT 1 FROM triples t WHERE t.object_id = n.id) RETURNING n.id"
-    ).fetchall()
-    relations = cur.execute(
-        "DELETE FROM relations r WHERE r.id IN (SELECT relation_id FROM gone_triples)"
-        " AND NOT EXISTS (SELECT 1 FROM triples t WHERE t.relation_id = r.id) RETURNING r.id"
+        " AND NOT EXISTS (SELECT 1 FROM triples t WHERE t.object_id = n.id)"
+        " UNION ALL SELECT r.id FROM relations r WHERE r.id IN (SELECT relation_id FROM gone_triples)"
+        " AND NOT EXISTS (SELECT 1 FROM triples t WHERE t.relation_id = r.id)"
     ).fetchall()
     cur.execute("DROP TABLE gone_triples")
-    gone_elements = [r[0] for r in nodes + relations]
+    gone_elements = [r[0] for r in unused]
+    # The edges go first, so that their concepts are known; the elements' foreign keys would
+    # cascade to them anyway.
     edges = cur.execute(
         "DELETE FROM conceptualizations WHERE element_id = ANY(%s) RETURNING concept_id", (gone_elements,)
     ).fetchall()
+    nodes = cur.execute("DELETE FROM nodes WHERE id = ANY(%s)", (gone_elements,)).rowcount
+    relations = cur.execute("DELETE FROM relations WHERE id = ANY(%s)", (gone_elements,)).rowcount
     concepts = cur.execute(
         "DELETE FROM concepts c WHERE c.id = ANY(%s)"
         " AND NOT EXISTS (SELECT 1 FROM conceptualizations e WHERE e.concept_id = c.id)",
         (list({e[0] for e in edges}),),
     ).rowcount
-    return {"nodes": len(nodes), "relations": len(relations), "concept_edges": len(edges), "concepts": concepts}
+    return {"nodes": nodes, "relations": relations, "concept_edges": len(edges), "concepts": concepts}
 
 
 def _stage_merges(
@@ -917,8 +1035,17 @@ def _merge_nodes(
     if not merges:
         return 0
     _stage_merges(cur, "node_merge", "nodes", merges)
-    for end in ("subject_id", "object_id"):
-        cur.execute(f"UPDATE triples t SET {end} = m.kept FROM node_merge m WHERE t.{end} = m.merged")
+    # A triple that named a merged entity now names the kept one, in its ids and in its text (its
+    # statement is what its vector and the lexical search are made from); its vector is made again
+    # by the stage, from the new statement (vector_stale).
+    # Two statements, one per end: the second sees the first's rewrite of a triple whose both ends merged.
+    for end, statement in (("subject_id", "k.name || ' ' || t.predicate || ' ' || t.object"),
+                           ("object_id", "t.subject || ' ' || t.predicate || ' ' || k.name")):
+        text = end.removesuffix("_id")
+        cur.execute(
+            f"UPDATE triples t SET {end} = m.kept, {text} = k.name, statement = {statement}, vector_stale = true"
+            f" FROM node_merge m JOIN nodes k ON k.id = m.kept WHERE t.{end} = m.merged"
+        )
     cur.execute(
         "WITH extra AS (SELECT m.kept, x.alias FROM node_merge m JOIN nodes n ON n.id = m.merged,"
         "               unnest(array_append(n.aliases, n.name)) AS x(alias))"

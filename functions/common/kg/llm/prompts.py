@@ -1,14 +1,18 @@
 """Versioned prompts: one per extraction type (definition and a short example), a combined one, and
 the conceptualization prompt.
 
-A prompt's `version` is its revision number plus a hash of its text, and it is part of the cache
-key: editing a prompt invalidates its cached responses even if nobody bumps the number.
+A prompt's `version` is its revision number plus a hash of everything that shapes the reply: its
+name, its system text, the strict `response_format` the request carries, and the full JSON schema of
+the pydantic model the reply is validated with (the constraints strict mode leaves out). It is part of
+the cache key: editing a prompt or its reply's schema invalidates its cached responses even if
+nobody bumps the number.
 """
 
 from __future__ import annotations
 
 import functools
 import hashlib
+import json
 from dataclasses import dataclass
 from typing import Any
 
@@ -28,7 +32,12 @@ class Prompt:
 
     @functools.cached_property
     def version(self) -> str:
-        return f"{REVISION}.{hashlib.sha256(self.system.encode()).hexdigest()[:12]}"
+        shaped_by = json.dumps(
+            {"name": self.name, "system": self.system, "response_format": self.response_format,
+             "reply_schema": self.reply.model_json_schema()},
+            sort_keys=True, ensure_ascii=False,
+        )
+        return f"{REVISION}.{hashlib.sha256(shaped_by.encode()).hexdigest()[:12]}"
 
     @functools.cached_property
     def response_format(self) -> dict[str, Any]:

@@ -8,6 +8,10 @@ is left for a later run (its elements stay unmarked) and counted; the job then e
 
 Safe to retry: an element is written once (a retry finds it marked), and the counts come from the
 graph rows tagged with the job, not from what one call did.
+
+A delete of the document may come at any time (the conceptualizer call holds no lock): each batch
+is written under the document's lock and only while the document exists, and the stage ends with
+NotFound (the job FAILED) when the document is gone, never `done` over a deleted graph.
 """
 
 from __future__ import annotations
@@ -23,6 +27,7 @@ from kg.blobs import BlobStore, error_key, get_optional, stage_key
 from kg.concepts import Conceptualizer
 from kg.embedding_map import embed_texts
 from kg.embeddings import Embedder
+from kg.errors import NotFound
 from kg.graph import GraphStore
 from kg.ledger import Ledger
 from kg.models import ConceptElement, Stage
@@ -85,11 +90,15 @@ def generate_concepts(
                 texts = {concept_id(p.level, p.phrase): p.phrase for phrases in result.concepts for p in phrases}
                 vectors, _, embedding_usage = embed_texts(texts, embedder, graph)
                 ledger.record_usage(job_id, Stage.CONCEPTS, result.usage.add(embedding_usage), part=_part(batch))
-                graph.write_concepts(job_id, batch, result.concepts, vectors)
+                graph.write_concepts(job_id, batch, result.concepts, vectors, document_id=scope)
             if round_failed:
                 blobs.put(failed_key, failed.model_dump_json().encode())
                 blobs.put(error_key(job_id, "concepts"), (failed.last_error or "").encode())
 
+    if scope is not None and not graph.document_exists(scope):
+        # Deleted between two rounds: the last round found nothing left to conceptualize.
+        raise NotFound(f"document {scope} was deleted while its concepts were being generated; this job's"
+                       " writes are not kept (ingest it again to bring it back)")
     summary = graph.concept_counts(job_id)
     summary.failed_batches = failed.batches
     ledger.set_stage(job_id, Stage.CONCEPTS, {"concepts": summary.model_dump(mode="json")})

@@ -8,7 +8,9 @@ tens of thousands of texts), so it is planned once and done in slices kept in th
    every later call (after `more`, or a retry after the commit) embeds and counts the same texts;
 3. slices of that plan, each embedded once and saved with its cost (`more` when the budget runs out
    between slices; at least one slice is done per call, so a job always moves on);
-4. the write, one transaction, idempotent (rows are keyed by content).
+4. the write, one transaction, idempotent (rows are keyed by content), under the document's lock
+   (kg.graph.postgres); a fact that names an entity deduplication merged away is written with the
+   kept entity's name, and its statement embedded again right after (kg.stages.stale_vectors).
 
 The counts recorded are those of the merged graph and the plan, never of one call, so a retry
 leaves the same ledger.
@@ -31,6 +33,7 @@ from kg.merge import merge_chunk_results
 from kg.models import Chunk, ChunkResult, ChunkStatus, EmbeddingCounts, Stage
 from kg.stages.contract import Budget, StageProgress, StageRequest
 from kg.stages.plan import PlannedDocument
+from kg.stages.stale_vectors import embed_stale_triples
 
 # Texts per saved slice: big enough that a slice is several embedding requests, small enough that
 # a slice of OpenAI embeddings (about a minute at worst) fits well inside a Lambda's budget.
@@ -102,6 +105,8 @@ def merge_and_store(
 
     chunks = [Chunk.model_validate_json(blobs.get(chunk_key(job_id, i))) for i in range(planned.chunk_count)]
     graph.write_document(job_id, planned.document, chunks, merged, {row_id: by_text[t] for row_id, t in texts.items()})
+    # Few (only facts naming a merged-away entity), so not split by the budget.
+    embed_stale_triples(graph, embedder, planned.document.id, usage_to=(ledger, job_id, Stage.STORE))
 
     kinds = [n.kind for n in merged.nodes.values()]
     triples = merged.counts()
