@@ -1,5 +1,5 @@
 """The Ledger contract, for every implementation: idempotent writes, exact counters under retries and
-concurrency, conditional status transitions, lookups."""
+concurrency, conditional status transitions, leases and their take-over, lookups."""
 
 from __future__ import annotations
 
@@ -12,8 +12,8 @@ from typing import Any
 
 import pytest
 
-from kg.errors import NotFound
-from kg.ledger import Ledger, extract_progress
+from kg.errors import InvalidInput, NotFound
+from kg.ledger import Lease, LeaseHeld, Ledger, extract_progress
 from kg.ledger.dynamodb import GSI_NAME, TTL_ATTRIBUTE, DynamoDbLedger
 from kg.models import ChunkState, ChunkStatus, JobStatus, LlmUsage, Stage
 
@@ -293,6 +293,9 @@ WRITES: dict[str, Callable[[Ledger, str], object]] = {
     "record_usage": lambda ledger, job_id: ledger.record_usage(job_id, Stage.STORE, USAGE),
     "set_stage": lambda ledger, job_id: ledger.set_stage(job_id, Stage.STORE),
     "finish": lambda ledger, job_id: ledger.finish(job_id, JobStatus.FAILED),
+    "renew_lease": lambda ledger, job_id: ledger.renew_lease(job_id, Lease(owner="me", seconds=60)),
+    "take_over": lambda ledger, job_id: ledger.take_over(job_id, Lease(owner="me", seconds=60)),
+    "interrupt": lambda ledger, job_id: ledger.interrupt(job_id, "me", "stopped"),
 }
 
 
@@ -304,6 +307,192 @@ def test_a_write_to_an_unknown_job_raises_not_found_and_creates_nothing(ledger: 
     with pytest.raises(NotFound):
         ledger.get(job_id)
     assert ledger.list_jobs() == []
+
+
+# -- leases: a local job is held by its process; a lapsed or interrupted job can be taken over ----
+
+OWNER = Lease(owner="host:1:aaaa", seconds=600)
+OTHER = Lease(owner="host:2:bbbb", seconds=600)
+
+
+def leased_job(ledger: Ledger, lease: Lease = OWNER, chunks: int | None = 2) -> str:
+    job_id = str(uuid.uuid4())
+    ledger.create_job(job_id, "a.txt", lease)
+    if chunks is not None:
+        ledger.start_extraction(job_id, str(uuid.uuid4()), chunks)
+    return job_id
+
+
+def eventually(condition: Callable[[], bool], attempts: int = 500) -> bool:
+    """Waits (boundedly) for a condition that time makes true, such as a lease running out."""
+    for _ in range(attempts):
+        if condition():
+            return True
+        time.sleep(0.01)
+    return condition()
+
+
+def lapsed_job(ledger: Ledger, chunks: int | None = 2) -> str:
+    """A job whose process died: held under a lease that has run out."""
+    job_id = leased_job(ledger, Lease(owner="dead:9:0000", seconds=0.05), chunks)
+    assert eventually(lambda: ledger.get(job_id).status is JobStatus.INTERRUPTED)
+    return job_id
+
+
+def test_a_job_created_under_a_lease_is_held_by_its_owner(ledger: Ledger):
+    job_id = leased_job(ledger, chunks=None)
+    job = ledger.get(job_id)
+    assert (job.status, job.lease_owner) == (JobStatus.QUEUED, OWNER.owner)
+    assert job.lease_until is not None and job.lease_until > job.created_at
+
+
+def test_a_job_whose_lease_has_lapsed_reads_interrupted_wherever_it_is_read(ledger: Ledger):
+    job_id = lapsed_job(ledger)
+    job = ledger.get(job_id)
+    assert job.status is JobStatus.INTERRUPTED and not job.status.finished
+    assert [j.status for j in ledger.list_jobs()] == [JobStatus.INTERRUPTED]
+    assert ledger.latest_job("a.txt").status is JobStatus.INTERRUPTED
+
+
+def test_a_job_without_a_lease_never_reads_interrupted(ledger: Ledger):
+    job_id = new_job(ledger, chunks=2)  # an AWS job: Step Functions ends it
+    job = ledger.get(job_id)
+    assert (job.status, job.lease_owner, job.lease_until) == (JobStatus.RUNNING, None, None)
+
+
+def test_renewing_extends_the_owners_lease_and_no_one_elses(ledger: Ledger):
+    job_id = leased_job(ledger, Lease(owner=OWNER.owner, seconds=5))
+    before = ledger.get(job_id).lease_until
+    assert ledger.renew_lease(job_id, OTHER) is False
+    assert ledger.get(job_id).lease_until == before
+    assert ledger.renew_lease(job_id, OWNER) is True
+    job = ledger.get(job_id)
+    assert (job.status, job.lease_owner) == (JobStatus.RUNNING, OWNER.owner)
+    assert (job.lease_until - before).total_seconds() > 500  # now 600 s from now, not 5
+
+
+def test_a_renewal_brings_a_lapsed_job_back_while_no_one_has_taken_it(ledger: Ledger):
+    job_id = lapsed_job(ledger)
+    assert ledger.renew_lease(job_id, Lease(owner="dead:9:0000", seconds=600)) is True  # it was only slow
+    assert ledger.get(job_id).status is JobStatus.RUNNING
+
+
+def test_interrupting_stops_the_owners_job_resumable_and_releases_its_lease(ledger: Ledger):
+    job_id = leased_job(ledger)
+    ledger.record_chunk(job_id, chunk(0, triples=2), USAGE)
+    assert ledger.interrupt(job_id, OWNER.owner, "interrupted (KeyboardInterrupt)") is True
+    job = ledger.get(job_id)
+    assert (job.status, job.error, job.lease_owner, job.lease_until) == (
+        JobStatus.INTERRUPTED, "interrupted (KeyboardInterrupt)", None, None)
+    assert not job.status.finished and job.chunks_done == 1
+    assert ledger.renew_lease(job_id, OWNER) is False
+    assert ledger.interrupt(job_id, OWNER.owner, "again") is False
+    assert ledger.get(job_id) == job
+
+
+def test_an_interrupted_job_takes_no_stage_or_plan_until_it_is_taken_over(ledger: Ledger):
+    job_id = leased_job(ledger)
+    ledger.interrupt(job_id, OWNER.owner, "stopped")
+    before = ledger.get(job_id)
+    ledger.set_stage(job_id, Stage.STORE, {"late": True})
+    ledger.start_extraction(job_id, str(uuid.uuid4()), 2)
+    assert ledger.get(job_id) == before
+
+
+def test_a_job_held_by_another_cannot_be_interrupted_by_a_stranger(ledger: Ledger):
+    job_id = leased_job(ledger)
+    assert ledger.interrupt(job_id, OTHER.owner, "not mine") is False
+    assert ledger.get(job_id).status is JobStatus.RUNNING
+
+
+@pytest.mark.parametrize("how", ["interrupted", "lapsed"])
+def test_taking_over_a_stopped_job_runs_it_under_the_new_lease_with_what_it_had_done(ledger: Ledger, how: str):
+    if how == "interrupted":
+        job_id = leased_job(ledger)
+        ledger.record_chunk(job_id, chunk(0, triples=2), USAGE)
+        ledger.interrupt(job_id, OWNER.owner, "interrupted (KeyboardInterrupt)")
+    else:
+        job_id = lapsed_job(ledger)
+        ledger.record_chunk(job_id, chunk(0, triples=2), USAGE)
+    taken = ledger.take_over(job_id, OTHER)
+    job = ledger.get(job_id)
+    assert taken == ledger.get(job_id, with_chunks=False)
+    assert (job.status, job.lease_owner, job.error, job.stage) == (JobStatus.RUNNING, OTHER.owner, None, Stage.EXTRACT)
+    assert job.chunks == [chunk(0, triples=2), chunk(1, ChunkStatus.PENDING)]
+    assert (job.chunks_done, job.llm) == (1, USAGE)
+    assert ledger.renew_lease(job_id, OTHER) is True
+    assert ledger.renew_lease(job_id, Lease(owner="dead:9:0000", seconds=60)) is False  # the old owner lost it
+
+
+def test_taking_over_a_job_whose_lease_is_live_is_refused(ledger: Ledger):
+    job_id = leased_job(ledger)
+    before = ledger.get(job_id)
+    with pytest.raises(LeaseHeld, match=job_id):
+        ledger.take_over(job_id, OTHER)
+    assert ledger.get(job_id) == before
+
+
+@pytest.mark.parametrize("state", ["finished", "unleased"])
+def test_a_finished_or_unleased_job_cannot_be_taken_over(ledger: Ledger, state: str):
+    job_id = new_job(ledger, chunks=1)
+    if state == "finished":
+        ledger.finish(job_id, JobStatus.SUCCEEDED)
+    before = ledger.get(job_id)
+    with pytest.raises(InvalidInput, match=job_id):
+        ledger.take_over(job_id, OTHER)
+    assert ledger.get(job_id) == before
+
+
+def test_of_takeovers_at_once_exactly_one_wins(ledger: Ledger):
+    job_id = lapsed_job(ledger)
+    contenders = [Lease(owner=f"host:{n}:cccc", seconds=600) for n in range(6)]
+    start = threading.Barrier(len(contenders))
+
+    def take(lease: Lease) -> str:
+        start.wait()
+        try:
+            ledger.take_over(job_id, lease)
+            return "won"
+        except LeaseHeld:
+            return "refused"
+
+    with ThreadPoolExecutor(max_workers=len(contenders)) as pool:
+        outcomes = list(pool.map(take, contenders))
+    assert sorted(outcomes) == ["refused"] * 5 + ["won"]
+    assert ledger.get(job_id).lease_owner == contenders[outcomes.index("won")].owner
+
+
+def test_finishing_releases_the_lease_and_an_interrupted_job_can_still_be_finished(ledger: Ledger):
+    held, stopped = leased_job(ledger), leased_job(ledger)
+    ledger.interrupt(stopped, OWNER.owner, "stopped")
+    assert ledger.finish(held, JobStatus.SUCCEEDED) is True
+    assert ledger.finish(stopped, JobStatus.FAILED, error="cannot be resumed") is True
+    for job_id, status in ((held, JobStatus.SUCCEEDED), (stopped, JobStatus.FAILED)):
+        job = ledger.get(job_id)
+        assert (job.status, job.lease_owner, job.lease_until) == (status, None, None)
+    assert ledger.renew_lease(held, OWNER) is False
+
+
+def test_a_queued_job_is_taken_by_the_first_lease_and_refused_to_a_second(ledger: Ledger):
+    job_id = new_job(ledger)  # kg serve opens a job QUEUED before it runs
+    ledger.create_job(job_id, "a.txt", OWNER)
+    assert ledger.get(job_id).lease_owner == OWNER.owner
+    ledger.create_job(job_id, "a.txt", OWNER)  # plan again under the same lease: a no-op
+    with pytest.raises(LeaseHeld):
+        ledger.create_job(job_id, "a.txt", OTHER)
+    job = ledger.get(job_id)
+    assert (job.status, job.lease_owner) == (JobStatus.QUEUED, OWNER.owner)
+
+
+def test_latest_job_is_the_newest_of_its_source(ledger: Ledger):
+    ledger.create_job(str(uuid.uuid4()), "a.txt")
+    newest = str(uuid.uuid4())
+    ledger.create_job(newest, "a.txt")
+    other = str(uuid.uuid4())
+    ledger.create_job(other, "b.txt")
+    assert ledger.latest_job("a.txt") == ledger.get(newest, with_chunks=False)
+    assert ledger.latest_job("b.txt").job_id == other
+    assert ledger.latest_job("c.txt") is None
 
 
 # -- DynamoDB only: the table layout that the stack's TTL and index rely on ----------------------

@@ -138,7 +138,7 @@ def build_server(settings: Settings) -> tuple[MCPServer, Engine]:
         return {"job_id": job.job_id, "status": job.status, "started": job.started}
 
     def get_pipeline_status(job_id: str) -> dict[str, Any]:
-        ledger = engine.stack().ports.ledger if engine.aws else engine.backend().ports.ledger
+        ledger = engine.stack().ports.ledger if engine.aws else engine.backend().ledger
         record = ledger.get(job_id, with_chunks=True)
         failed = [c.model_dump(mode="json") for c in record.chunks
                   if c.status in (ChunkStatus.FAILED, ChunkStatus.PARTIAL)]
@@ -176,8 +176,8 @@ def build_server(settings: Settings) -> tuple[MCPServer, Engine]:
          model_parameters(JobSubmission, ["text", "source", "source_type", "source_date", "options"],
                           required=("text",)), process_knowledge),
         ("get_pipeline_status",
-         ("A job's status (QUEUED, RUNNING, SUCCEEDED, PARTIAL, FAILED), stage, progress, what it stored, "
-          "and its error."), [job_id], get_pipeline_status),
+         ("A job's status (QUEUED, RUNNING, INTERRUPTED, SUCCEEDED, PARTIAL, FAILED), stage, progress, what it "
+          "stored, and its error."), [job_id], get_pipeline_status),
         ("search_knowledge_graph",
          ("Find the triples that best answer a query: entity, relationship, statement and concept matches "
           "(cosine similarity and words), merged by weighted reciprocal-rank fusion, each with its sources."),

@@ -26,12 +26,16 @@ NodeKind = Literal["entity", "event", "emotion"]
 class JobStatus(StrEnum):
     QUEUED = "QUEUED"
     RUNNING = "RUNNING"
+    # Stopped before its end: its process was told to stop (SIGTERM, Ctrl-C), or died and let its
+    # lease lapse. Not finished: `kg resume` continues it (its working blobs are kept until then).
+    INTERRUPTED = "INTERRUPTED"
     SUCCEEDED = "SUCCEEDED"
     PARTIAL = "PARTIAL"
     FAILED = "FAILED"
 
     @property
     def finished(self) -> bool:
+        """Final: the job never changes again (INTERRUPTED is not: it can be resumed)."""
         return self in (JobStatus.SUCCEEDED, JobStatus.PARTIAL, JobStatus.FAILED)
 
 
@@ -204,6 +208,10 @@ class JobRecord(BaseModel):
     created_at: datetime
     updated_at: datetime
     chunks: list[ChunkState] = Field(default_factory=list)
+    # The process that holds the job (local engine), and until when: it renews the lease while it
+    # runs. None for a job nobody holds (an AWS job, a finished or interrupted one).
+    lease_owner: str | None = None
+    lease_until: datetime | None = None
 
 
 class IngestReport(BaseModel):

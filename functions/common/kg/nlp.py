@@ -5,11 +5,13 @@ spaCy is an optional dependency (the `local` extra): it is imported at first loa
 
 from __future__ import annotations
 
+import importlib.util
 import threading
 from collections.abc import Sequence
+from pathlib import Path
 from typing import TYPE_CHECKING
 
-from kg.errors import ProviderUnavailable
+from kg.errors import InvalidInput, ProviderUnavailable
 
 if TYPE_CHECKING:
     from spacy.language import Language
@@ -33,6 +35,20 @@ def load_spacy(model_name: str = DEFAULT_MODEL) -> Language:
             if nlp is None:
                 nlp = _pipelines[model_name] = _load(model_name)
     return nlp
+
+
+def check_model(model_name: str) -> None:
+    """Refuse a model that spacy.load would not find (neither an installed package nor a model folder),
+    without loading anything: the command line calls it before a job is opened."""
+    if model_name and Path(model_name).is_dir():
+        return
+    try:
+        found = importlib.util.find_spec(model_name) is not None
+    except (ImportError, ValueError):  # a dotted name whose parent is missing, an empty name
+        found = False
+    if not found:
+        raise InvalidInput(f"KG_SPACY_MODEL {model_name!r}: no spaCy model of that name is installed; install its "
+                           f"package or name an installed one (the default is {DEFAULT_MODEL})")
 
 
 def _load(model_name: str) -> Language:

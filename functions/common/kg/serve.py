@@ -32,12 +32,17 @@ from kg.aws.jobs import (
     job_key,
     latest_attempt,
 )
+from kg.db import Database, open_database
 from kg.documents import decode_document
 from kg.embeddings import Embedder
-from kg.engine.local import LocalPorts, ingest, open_local_ports
-from kg.errors import InvalidInput
+from kg.engine.local import LocalPorts, ingest, new_lease, open_local_ports, prepare
+from kg.errors import InvalidInput, ProviderUnavailable
 from kg.graph import GraphStore
+from kg.graph.postgres import PostgresGraphStore
+from kg.ledger import Ledger
+from kg.ledger.postgres import PostgresLedger
 from kg.models import DocumentInput, JobRecord, JobStatus
+from kg.providers import store_embedder
 from kg.settings import Settings
 from kg.stages import fail_job
 from kg.stages.contract import FailRequest, JobOptions
@@ -50,14 +55,43 @@ STOPPED = "the server stopped before the job ran; submit it again"
 
 class LocalBackend:
     """kg.api.ApiBackend on the local engine: jobs run one after another in a background thread
-    (each extracts its chunks with KG_MAX_CONCURRENCY threads), recorded in the PostgreSQL ledger."""
+    (each extracts its chunks with KG_MAX_CONCURRENCY threads), recorded in the PostgreSQL ledger.
+
+    The reading routes (jobs, stats, search, deletes) use the store as it was built: its own
+    embedding model (kg_meta), the queries embedded with it. Only a submission opens the ingest
+    ports the settings choose (extractor, embedder), at the first one; a store built for other
+    vectors refuses them then (StoreMismatch: 503), and the reading routes go on."""
 
     def __init__(self, settings: Settings, ports: LocalPorts | None = None):
         self.settings = settings
-        self.ports = ports or open_local_ports(settings)
+        self._ports = ports
+        self._opening = threading.Lock()
+        self._db: Database | None = None
+        if ports is None:
+            self._db = open_database(settings, migrate=True)  # the store's own embedding space
+            self._graph: GraphStore = PostgresGraphStore(self._db)
+            self._ledger: Ledger = PostgresLedger(self._db)
+        else:
+            self._graph, self._ledger = ports.graph, ports.ledger
+        self._embedder: Embedder | None = ports.embedder if ports else None
         self._jobs = ThreadPoolExecutor(max_workers=1, thread_name_prefix="job")
         self._submitting = threading.Lock()  # one submission at a time: the same one twice is one job
         self._queued: dict[str, tuple[Future[None], str]] = {}
+        # The jobs waiting in this server are held under one lease, renewed while it lives: if the
+        # process dies they read INTERRUPTED once it lapses, and `kg resume` runs them (their text and
+        # spec are stored at submission).
+        self._lease = new_lease(settings)
+        self._stopping = threading.Event()
+        self._renewer = threading.Thread(target=self._renew_leases, name="job-leases", daemon=True)
+        self._renewer.start()
+
+    @property
+    def ports(self) -> LocalPorts:
+        """The ingest ports, opened at the first submission."""
+        with self._opening:
+            if self._ports is None:
+                self._ports = open_local_ports(self.settings)
+            return self._ports
 
     def submit(self, submission: JobSubmission) -> Submitted:
         if submission.text is None:
@@ -76,28 +110,40 @@ class LocalBackend:
                 raise InvalidInput(f"{key.source}: this document has run {MAX_ATTEMPTS} times; "
                                    "change its source name to run it again")
             job_id = key.job_id(attempt + 1)
-            self.ports.ledger.create_job(job_id, document.source)  # QUEUED: readable before it runs
+            prepare(document, self.ports, self.settings, job_id=job_id, options=options)
+            self.ports.ledger.create_job(job_id, document.source, lease=self._lease)  # QUEUED: readable at once
             future = self._jobs.submit(self._run, document, job_id, options)
             self._queued[job_id] = (future, document.source)
             future.add_done_callback(lambda _: self._queued.pop(job_id, None))
         return Submitted(job_id=job_id, source=document.source, status=JobStatus.QUEUED, started=True)
 
     def get_job(self, job_id: str) -> JobRecord:
-        return self.ports.ledger.get(job_id, with_chunks=True)
+        return self._ledger.get(job_id, with_chunks=True)
 
     def list_jobs(self, limit: int) -> list[JobRecord]:
-        return self.ports.ledger.list_jobs(limit)
+        return self._ledger.list_jobs(limit)
 
     def execution(self, job_id: str) -> ExecutionView | None:
         return None  # the local engine runs jobs in this process: there is no execution to show
 
     @property
+    def ledger(self) -> Ledger:
+        return self._ledger
+
+    @property
     def graph(self) -> GraphStore:
-        return self.ports.graph
+        return self._graph
 
     @property
     def embedder(self) -> Embedder:
-        return self.ports.embedder
+        """The queries' embedder: the store's own model, made at the first query."""
+        with self._opening:
+            if self._embedder is None:
+                try:
+                    self._embedder = store_embedder(self.settings, *self._graph.embedding_space())
+                except InvalidInput as e:  # an OpenAI-built store and no key: the server's settings, not the request
+                    raise ProviderUnavailable(str(e)) from None
+            return self._embedder
 
     def wait(self, timeout: float | None = None) -> None:
         """Until the jobs submitted so far have ended (tests)."""
@@ -110,16 +156,29 @@ class LocalBackend:
             if future.cancel():
                 fail_job(FailRequest(job_id=job_id, error=STOPPED, source=source), self.ports.ledger, self.ports.blobs)
         self._jobs.shutdown(wait=True)
-        self.ports.close()
+        self._stopping.set()
+        self._renewer.join(timeout=1)
+        if self._ports is not None:
+            self._ports.close()
+        if self._db is not None:
+            self._db.close()
 
     def _run(self, document: DocumentInput, job_id: str, options: JobOptions) -> None:
         try:
-            ingest(document, self.ports, self.settings, job_id=job_id, options=options)
+            ingest(document, self.ports, self.settings, job_id=job_id, options=options, lease=self._lease)
         except InvalidInput as e:  # plan refused it: the job was opened QUEUED, so it ends FAILED with the reason
             fail_job(FailRequest(job_id=job_id, error=str(e), source=document.source), self.ports.ledger,
                      self.ports.blobs)
         except Exception:  # ingest ends the job itself; what is left is a bug, for the log
             log.exception("job %s", job_id)
+
+    def _renew_leases(self) -> None:
+        while not self._stopping.wait(self._lease.seconds / 3):
+            for job_id in list(self._queued):
+                try:
+                    self._ledger.renew_lease(job_id, self._lease)
+                except Exception as e:  # the database is away: the next tick tries again
+                    log.info("job %s: lease not renewed: %s", job_id, e)
 
 
 def local_openapi_document(url: str) -> str:

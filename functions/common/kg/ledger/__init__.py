@@ -2,13 +2,39 @@
 
 Implemented on PostgreSQL for the local engine; the AWS engine implements it on DynamoDB. Every
 write is idempotent (a retried step records the same thing again without counting it twice).
+
+Leases: a job run by a process of the local engine is held by it (a `Lease`: its owner and a length)
+from the moment it is created; the process renews it while it runs. A QUEUED or RUNNING job whose
+lease has lapsed reads INTERRUPTED (its process died), as does one its process stopped on a signal
+(`interrupt`); `take_over` is how `kg resume` continues it, atomically, so that of two resumes one
+wins. The AWS engine's jobs have no lease (Step Functions ends them): they never read INTERRUPTED.
 """
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Protocol
 
+from pydantic import BaseModel, Field
+
+from kg.errors import InvalidInput, KgError
 from kg.models import ChunkState, JobRecord, JobStatus, LlmUsage, Stage
+
+
+class Lease(BaseModel):
+    """Who holds a job, and for how long each grant (or renewal) lasts."""
+
+    owner: str = Field(min_length=1)
+    seconds: float = Field(gt=0)
+
+
+class LeaseHeld(KgError):
+    """The job is held by another process's live lease: it is running (or being resumed) elsewhere."""
+
+
+class LeaseLost(KgError):
+    """The process's lease on its job was taken over (its renewals had stopped long enough for the
+    lease to lapse, and `kg resume` took the job): it must leave the job to its new owner."""
 
 # Where each stage starts on the 0-100 progress scale; extraction fills the span up to STORE.
 STAGE_PROGRESS: dict[Stage, int] = {
@@ -28,10 +54,34 @@ def extract_progress(done: int, total: int) -> int:
 
 class Ledger(Protocol):
     """Status transitions are conditional: a finished job (SUCCEEDED, PARTIAL, FAILED) never changes
-    again, except that finishing it again with the same status is a no-op (a retried finalize)."""
+    again, except that finishing it again with the same status is a no-op (a retried finalize). An
+    INTERRUPTED job takes no stage or plan writes until it is taken over; it can still be finished."""
 
-    def create_job(self, job_id: str, source: str) -> None:
-        """A new job, QUEUED at the PLAN stage; creating it again changes nothing."""
+    def create_job(self, job_id: str, source: str, lease: Lease | None = None) -> None:
+        """A new job, QUEUED at the PLAN stage; creating it again changes nothing. With `lease`, the
+        job is held by `lease.owner` from its creation; a job there already (opened QUEUED by `kg
+        serve` before it runs) is taken unless another owner's lease on it is live (LeaseHeld)."""
+        ...
+
+    def renew_lease(self, job_id: str, lease: Lease) -> bool:
+        """Extend the owner's lease by `lease.seconds` from now; False (nothing changed) when the job is
+        no longer the owner's to run: another owner took it over, or it has ended or was interrupted."""
+        ...
+
+    def take_over(self, job_id: str, lease: Lease) -> JobRecord:
+        """Resume: an INTERRUPTED job (or a QUEUED or RUNNING one whose lease has lapsed) becomes RUNNING
+        under `lease`, its error cleared, in one conditional write. LeaseHeld when another owner's lease
+        is live; InvalidInput when the job has ended, or has no lease (nobody here runs it); NotFound."""
+        ...
+
+    def interrupt(self, job_id: str, owner: str, error: str) -> bool:
+        """The owner stops its QUEUED or RUNNING job before its end (SIGTERM, Ctrl-C): INTERRUPTED with
+        `error`, its lease released. False (nothing changed) when the job is another owner's or not
+        running any more."""
+        ...
+
+    def latest_job(self, source: str) -> JobRecord | None:
+        """The newest job of `source`, without its chunks; None when there is none."""
         ...
 
     def start_extraction(self, job_id: str, document_id: str, chunks_total: int) -> None:
@@ -55,13 +105,36 @@ class Ledger(Protocol):
     def finish(
         self, job_id: str, status: JobStatus, counts: dict[str, object] | None = None, error: str | None = None
     ) -> bool:
-        """End the job; False (and nothing changed) when it had already ended with another status."""
+        """End the job (its lease released); False (and nothing changed) when it had already ended
+        with another status."""
         ...
 
     def get(self, job_id: str, with_chunks: bool = True) -> JobRecord:
-        """Raises NotFound for an unknown job."""
+        """Raises NotFound for an unknown job. A QUEUED or RUNNING job whose lease has lapsed reads
+        INTERRUPTED (here and in list_jobs and latest_job)."""
         ...
 
     def list_jobs(self, limit: int = 20) -> list[JobRecord]:
         """The latest jobs, newest first, without their chunks."""
         ...
+
+
+def when(moment: datetime | None) -> str:
+    """A lease's end as a message shows it."""
+    return moment.astimezone(UTC).isoformat(timespec="seconds") if moment else "?"
+
+
+def check_resumable(job_id: str, status: JobStatus, owner: str | None, until: datetime | None,
+                     lapsed: bool | None) -> None:
+    """Why `take_over` refuses a job, if it does: the same rules in every ledger. `lapsed`: its lease
+    has run out (None: it has none)."""
+    if status.finished:
+        raise InvalidInput(f"job {job_id} has ended {status.value}: there is nothing to resume")
+    if status is JobStatus.INTERRUPTED:
+        return
+    if owner is None:
+        raise InvalidInput(f"job {job_id} is {status.value} and held by no process here (an AWS job, or one "
+                           "kg serve has queued): it cannot be resumed")
+    if not lapsed:
+        raise LeaseHeld(f"job {job_id} is running: {owner} holds it until {when(until)} (a resume may have "
+                        "taken it); it can be resumed once it is INTERRUPTED")

@@ -9,6 +9,10 @@ chunks is one write and a repeated plan cannot reset a recorded chunk. The GSI `
 The job item holds the counters (chunks_done, chunks_failed and EXTRACT's usage as `extract_*`),
 changed by ADD in the same transaction as the chunk item, on the condition that the chunk item is
 still the version that was read: a retried or concurrent record_chunk applies its delta once.
+
+Leases (`lease_owner`, `lease_until` in epoch seconds on the job item) follow the port's contract,
+with this process's clock; the AWS engine itself never takes one (Step Functions ends its jobs), so
+its jobs never read INTERRUPTED.
 """
 
 from __future__ import annotations
@@ -26,14 +30,16 @@ from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
 from botocore.exceptions import ClientError
 
 from kg.errors import NotFound
-from kg.ledger import STAGE_PROGRESS, extract_progress
+from kg.ledger import STAGE_PROGRESS, Lease, LeaseHeld, check_resumable, extract_progress, when
 from kg.models import ChunkState, ChunkStatus, JobRecord, JobStatus, LlmUsage, Stage
 
 GSI_NAME = "jobs_by_created"
 TTL_ATTRIBUTE = "expires_at"
 _USAGE_FIELDS = tuple(LlmUsage.model_fields)
 _FAILED = (ChunkStatus.FAILED, ChunkStatus.PARTIAL)
+# The states a process may move on (set_stage, start_extraction); an INTERRUPTED job can still be finished.
 _UNFINISHED = (JobStatus.QUEUED.value, JobStatus.RUNNING.value)
+_NOT_ENDED = (*_UNFINISHED, JobStatus.INTERRUPTED.value)
 _ATTEMPTS = 10
 _serializer, _deserializer = TypeSerializer(), TypeDeserializer()
 
@@ -46,19 +52,101 @@ class DynamoDbLedger:
         self.client = client or boto3.client("dynamodb")
         self.chunk_ttl_s = chunk_ttl_days * 86_400
 
-    def create_job(self, job_id: str, source: str) -> None:
+    def create_job(self, job_id: str, source: str, lease: Lease | None = None) -> None:
         job, now = _job_id(job_id), _now()
         item = {
             **_job_key(job), "gsi1pk": "JOB", "gsi1sk": f"{now}#{job}", "job_id": job, "source": source,
             "status": JobStatus.QUEUED.value, "stage": Stage.PLAN.value, "progress": 0, "chunks_total": 0,
             "chunks_done": 0, "chunks_failed": 0, "counts": {}, "usage": {}, "created_at": now, "updated_at": now,
         }
+        if lease is not None:
+            item.update(lease_owner=lease.owner, lease_until=time.time() + lease.seconds)
         try:
             self._call(self.client.put_item, TableName=self.table, Item=_dump(item),
                        ConditionExpression="attribute_not_exists(pk)")
+            return
         except ClientError as e:
             if _code(e) != "ConditionalCheckFailedException":
                 raise
+        if lease is None:
+            return
+        u = _Update()
+        u.set(("lease_owner",), lease.owner)
+        u.set(("lease_until",), time.time() + lease.seconds)
+        owner = u.name("lease_owner")
+        condition = (f"{_status_in(u, _UNFINISHED)} AND (attribute_not_exists({owner}) OR {owner} = "
+                     f"{u.value(lease.owner)} OR {u.name('lease_until')} < {u.value(time.time())})")
+        try:
+            self._update_job(job, u, condition, return_old=True)
+        except ClientError as e:
+            if _code(e) != "ConditionalCheckFailedException":
+                raise
+            old = _load(e.response["Item"])
+            if old["status"] in _UNFINISHED:  # else ended or interrupted: plan's later writes leave it alone
+                raise LeaseHeld(f"job {job} is held by {old.get('lease_owner')} until "
+                                f"{when(_moment(old.get('lease_until')))}") from e
+
+    def renew_lease(self, job_id: str, lease: Lease) -> bool:
+        job = _job_id(job_id)
+        u = _Update()
+        u.set(("lease_until",), time.time() + lease.seconds)
+        condition = (f"attribute_exists({u.name('pk')}) AND {_status_in(u, _UNFINISHED)} AND "
+                     f"{u.name('lease_owner')} = {u.value(lease.owner)}")
+        return self._conditional(job, u, condition)
+
+    def take_over(self, job_id: str, lease: Lease) -> JobRecord:
+        job = _job_id(job_id)
+        for attempt in range(_ATTEMPTS):
+            found = self.client.get_item(TableName=self.table, Key=_dump(_job_key(job)), ConsistentRead=True)
+            if "Item" not in found:
+                raise NotFound(f"no job {job_id}")
+            item, now = _load(found["Item"]), time.time()
+            until = item.get("lease_until")
+            check_resumable(job, JobStatus(item["status"]), item.get("lease_owner"), _moment(until),
+                            None if until is None else until < now)
+            u = _Update()
+            u.set(("status",), JobStatus.RUNNING.value)
+            u.set(("lease_owner",), lease.owner)
+            u.set(("lease_until",), now + lease.seconds)
+            u.set(("updated_at",), _now())
+            u.remove(("error",))
+            # The write holds only if the job is still as read (the same status and lease), so that of
+            # two resumes that read it at once, one wins and the other reads the winner's lease.
+            condition = f"{u.name('status')} = {u.value(item['status'])} AND "
+            if until is None:
+                condition += f"attribute_not_exists({u.name('lease_until')})"
+            else:
+                condition += f"{u.name('lease_until')} = {u.value(until)}"
+            if self._conditional(job, u, condition):
+                return self.get(job, with_chunks=False)
+            _backoff(attempt)
+        raise LeaseHeld(f"job {job_id} is being taken over by another process")
+
+    def interrupt(self, job_id: str, owner: str, error: str) -> bool:
+        job = _job_id(job_id)
+        u = _Update()
+        u.set(("status",), JobStatus.INTERRUPTED.value)
+        u.set(("error",), error)
+        u.set(("updated_at",), _now())
+        u.remove(("lease_owner",))
+        u.remove(("lease_until",))
+        held_by = u.name("lease_owner")
+        condition = (f"attribute_exists({u.name('pk')}) AND {_status_in(u, _UNFINISHED)} AND "
+                     f"(attribute_not_exists({held_by}) OR {held_by} = {u.value(owner)})")
+        return self._conditional(job, u, condition)
+
+    def latest_job(self, source: str) -> JobRecord | None:
+        # No index by source: the jobs index, newest first, filtered (a local engine's question; the
+        # AWS engine finds a submission's jobs by their derived ids instead).
+        pages = self.client.get_paginator("query").paginate(
+            TableName=self.table, IndexName=GSI_NAME, KeyConditionExpression="gsi1pk = :job",
+            FilterExpression="#source = :source", ExpressionAttributeNames={"#source": "source"},
+            ExpressionAttributeValues={":job": {"S": "JOB"}, ":source": {"S": source}}, ScanIndexForward=False,
+        )
+        for page in pages:
+            if page["Items"]:
+                return _record(_load(page["Items"][0]), [])
+        return None
 
     def start_extraction(self, job_id: str, document_id: str, chunks_total: int) -> None:
         def fill(u: _Update) -> None:
@@ -136,8 +224,9 @@ class DynamoDbLedger:
             u.remove(("error",))
         else:
             u.set(("error",), error)
-        condition = (f"attribute_exists({u.name('pk')}) AND {u.name('status')} IN "
-                     f"({', '.join(u.value(s) for s in _UNFINISHED)})")
+        u.remove(("lease_owner",))
+        u.remove(("lease_until",))
+        condition = f"attribute_exists({u.name('pk')}) AND {_status_in(u, _NOT_ENDED)}"
         try:
             self._update_job(job, u, condition, return_old=True)
             return True
@@ -213,6 +302,18 @@ class DynamoDbLedger:
                     raise NotFound(f"no job {job}") from e
                 if _load(old)["status"] not in _UNFINISHED:
                     return
+
+    def _conditional(self, job: str, u: _Update, condition: str) -> bool:
+        """Apply `u` if `condition` holds: False when it did not; NotFound when there is no such job."""
+        try:
+            self._update_job(job, u, condition, return_old=True)
+            return True
+        except ClientError as e:
+            if _code(e) != "ConditionalCheckFailedException":
+                raise
+            if "Item" not in e.response:
+                raise NotFound(f"no job {job}") from e
+            return False
 
     def _update_job(self, job: str, u: _Update, condition: str, return_old: bool = False) -> None:
         extra = {"ReturnValuesOnConditionCheckFailure": "ALL_OLD"} if return_old else {}
@@ -294,6 +395,14 @@ class _Update:
         return kwargs
 
 
+def _status_in(u: _Update, statuses: tuple[str, ...]) -> str:
+    return f"{u.name('status')} IN ({', '.join(u.value(s) for s in statuses)})"
+
+
+def _moment(epoch: float | None) -> datetime | None:
+    return None if epoch is None else datetime.fromtimestamp(epoch, UTC)
+
+
 def _record(item: Mapping[str, Any], chunks: list[ChunkState]) -> JobRecord:
     by_stage = {Stage.EXTRACT.value: LlmUsage(**{f: item.get(f"extract_{f}", 0) for f in _USAGE_FIELDS})}
     for key, usage in sorted(item["usage"].items()):
@@ -304,11 +413,14 @@ def _record(item: Mapping[str, Any], chunks: list[ChunkState]) -> JobRecord:
     for usage in by_stage.values():
         total = total.add(usage)
     done, chunks_total = item["chunks_done"], item["chunks_total"]
+    status, until = item["status"], item.get("lease_until")
+    if status in _UNFINISHED and until is not None and until < time.time():
+        status = JobStatus.INTERRUPTED.value  # its process stopped renewing: it died
     return JobRecord(
         job_id=item["job_id"],
         source=item["source"],
         document_id=item.get("document_id"),
-        status=item["status"],
+        status=status,
         stage=item["stage"],
         # Extraction's progress follows from the counters (ADD cannot also raise a stored maximum).
         progress=max(item["progress"], extract_progress(done, chunks_total) if chunks_total else 0),
@@ -322,6 +434,8 @@ def _record(item: Mapping[str, Any], chunks: list[ChunkState]) -> JobRecord:
         created_at=item["created_at"],
         updated_at=item["updated_at"],
         chunks=chunks,
+        lease_owner=item.get("lease_owner"),
+        lease_until=_moment(until),
     )
 
 

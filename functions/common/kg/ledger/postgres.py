@@ -10,11 +10,15 @@ from psycopg.types.json import Jsonb
 
 from kg.db import Database
 from kg.errors import NotFound
-from kg.ledger import STAGE_PROGRESS, extract_progress
+from kg.ledger import STAGE_PROGRESS, Lease, LeaseHeld, check_resumable, extract_progress, when
 from kg.models import ChunkState, ChunkStatus, JobRecord, JobStatus, LlmUsage, Stage
 
 _FAILED_STATES = [ChunkStatus.FAILED.value, ChunkStatus.PARTIAL.value]
+# The states a process may move on (set_stage, start_extraction): not ended, not interrupted.
 _UNFINISHED = [JobStatus.QUEUED.value, JobStatus.RUNNING.value]
+# A job's row as read: the lease is compared with the database's clock, so that every process
+# agrees on when it lapsed whatever its own clock says.
+_SELECT_JOB = "SELECT *, lease_until < now() AS lapsed FROM jobs"
 
 
 def _uuid(job_id: str) -> uuid.UUID:
@@ -28,18 +32,79 @@ class PostgresLedger:
     def __init__(self, db: Database):
         self.db = db
 
-    def create_job(self, job_id: str, source: str) -> None:
+    def create_job(self, job_id: str, source: str, lease: Lease | None = None) -> None:
+        job = _uuid(job_id)
+        with self.db.connection() as conn, conn.transaction():
+            created = conn.execute(
+                "INSERT INTO jobs (id, source, status, stage, progress, lease_owner, lease_until)"
+                " VALUES (%s, %s, %s, %s, 0, %s, now() + make_interval(secs => %s)) ON CONFLICT (id) DO NOTHING",
+                (job, source, JobStatus.QUEUED.value, Stage.PLAN.value, lease.owner if lease else None,
+                 lease.seconds if lease else None),
+            ).rowcount
+            if created or lease is None:
+                return
+            row = conn.execute("SELECT status, lease_owner, lease_until, lease_until < now() FROM jobs"
+                               " WHERE id = %s FOR UPDATE", (job,)).fetchone()
+            status, owner, until, lapsed = row
+            if status not in _UNFINISHED:
+                return  # ended or interrupted: plan's later writes leave it alone too
+            if owner not in (None, lease.owner) and not lapsed:
+                raise LeaseHeld(f"job {job} is held by {owner} until {when(until)}")
+            _grant(conn, job, lease)
+
+    def renew_lease(self, job_id: str, lease: Lease) -> bool:
+        job = _uuid(job_id)
         with self.db.connection() as conn:
-            conn.execute(
-                "INSERT INTO jobs (id, source, status, stage, progress) VALUES (%s, %s, %s, %s, 0)"
-                " ON CONFLICT (id) DO NOTHING",
-                (_uuid(job_id), source, JobStatus.QUEUED.value, Stage.PLAN.value),
-            )
+            renewed = conn.execute(
+                "UPDATE jobs SET lease_until = now() + make_interval(secs => %s)"
+                " WHERE id = %s AND lease_owner = %s AND status = ANY(%s)",
+                (lease.seconds, job, lease.owner, _UNFINISHED),
+            ).rowcount
+            if not renewed:
+                _must_exist(conn, job)
+            return bool(renewed)
+
+    def take_over(self, job_id: str, lease: Lease) -> JobRecord:
+        job = _uuid(job_id)
+        with self.db.connection() as conn, conn.transaction():
+            # The row lock makes the check and the grant one step: of two resumes, the second waits
+            # here and then finds the first one's live lease.
+            row = conn.execute("SELECT status, lease_owner, lease_until, lease_until < now() FROM jobs"
+                               " WHERE id = %s FOR UPDATE", (job,)).fetchone()
+            if row is None:
+                raise NotFound(f"no job {job_id}")
+            status, owner, until, lapsed = JobStatus(row[0]), row[1], row[2], row[3]
+            check_resumable(job_id, status, owner, until, lapsed)
+            _grant(conn, job, lease)
+            conn.execute("UPDATE jobs SET status = %s, error = NULL, updated_at = now() WHERE id = %s",
+                         (JobStatus.RUNNING.value, job))
+        return self.get(job_id, with_chunks=False)
+
+    def interrupt(self, job_id: str, owner: str, error: str) -> bool:
+        job = _uuid(job_id)
+        with self.db.connection() as conn:
+            stopped = conn.execute(
+                "UPDATE jobs SET status = %s, error = %s, lease_owner = NULL, lease_until = NULL, updated_at = now()"
+                " WHERE id = %s AND status = ANY(%s) AND (lease_owner = %s OR lease_owner IS NULL)",
+                (JobStatus.INTERRUPTED.value, error, job, _UNFINISHED, owner),
+            ).rowcount
+            if not stopped:
+                _must_exist(conn, job)
+            return bool(stopped)
+
+    def latest_job(self, source: str) -> JobRecord | None:
+        with self.db.connection() as conn, conn.cursor(row_factory=dict_row) as cur:
+            row = cur.execute(f"{_SELECT_JOB} WHERE source = %s ORDER BY created_at DESC, id DESC LIMIT 1",
+                              (source,)).fetchone()
+            if row is None:
+                return None
+            by_stage = _usage_by_job(conn, [row["id"]])[row["id"]]
+        return _record(row, [], by_stage)
 
     def start_extraction(self, job_id: str, document_id: str, chunks_total: int) -> None:
         job = _uuid(job_id)
         with self.db.connection() as conn, conn.transaction():
-            if _lock_job(conn, job).finished:
+            if _lock_job(conn, job) not in (JobStatus.QUEUED, JobStatus.RUNNING):
                 return
             conn.execute(
                 "UPDATE jobs SET status = %s, stage = %s, progress = GREATEST(progress, %s), document_id = %s,"
@@ -105,7 +170,7 @@ class PostgresLedger:
                 return current is status
             conn.execute(
                 "UPDATE jobs SET status = %s, stage = %s, progress = 100, counts = counts || %s, error = %s,"
-                " updated_at = now() WHERE id = %s",
+                " lease_owner = NULL, lease_until = NULL, updated_at = now() WHERE id = %s",
                 (status.value, Stage.FINALIZE.value, Jsonb(counts or {}), error, job),
             )
             return True
@@ -113,7 +178,7 @@ class PostgresLedger:
     def get(self, job_id: str, with_chunks: bool = True) -> JobRecord:
         job = _uuid(job_id)
         with self.db.connection() as conn, conn.cursor(row_factory=dict_row) as cur:
-            row = cur.execute("SELECT * FROM jobs WHERE id = %s", (job,)).fetchone()
+            row = cur.execute(f"{_SELECT_JOB} WHERE id = %s", (job,)).fetchone()
             if row is None:
                 raise NotFound(f"no job {job_id}")
             by_stage = _usage_by_job(conn, [job])[job]
@@ -127,7 +192,7 @@ class PostgresLedger:
 
     def list_jobs(self, limit: int = 20) -> list[JobRecord]:
         with self.db.connection() as conn, conn.cursor(row_factory=dict_row) as cur:
-            rows = cur.execute("SELECT * FROM jobs ORDER BY created_at DESC, id DESC LIMIT %s",
+            rows = cur.execute(f"{_SELECT_JOB} ORDER BY created_at DESC, id DESC LIMIT %s",
                                (max(limit, 0),)).fetchall()
             by_job = _usage_by_job(conn, [r["id"] for r in rows])
         return [_record(r, [], by_job[r["id"]]) for r in rows]
@@ -138,6 +203,11 @@ def _lock_job(conn: psycopg.Connection, job: uuid.UUID) -> JobStatus:
     if row is None:
         raise NotFound(f"no job {job}")
     return JobStatus(row[0])
+
+
+def _grant(conn: psycopg.Connection, job: uuid.UUID, lease: Lease) -> None:
+    conn.execute("UPDATE jobs SET lease_owner = %s, lease_until = now() + make_interval(secs => %s),"
+                 " updated_at = now() WHERE id = %s", (lease.owner, lease.seconds, job))
 
 
 def _must_exist(conn: psycopg.Connection, job: uuid.UUID) -> None:
@@ -184,11 +254,14 @@ def _total(by_stage: dict[str, LlmUsage]) -> LlmUsage:
 
 
 def _record(row: dict, chunks: list[dict], by_stage: dict[str, LlmUsage] | None = None) -> JobRecord:
+    status = row["status"]
+    if status in _UNFINISHED and row["lapsed"]:
+        status = JobStatus.INTERRUPTED.value  # its process stopped renewing: it died
     return JobRecord(
         job_id=str(row["id"]),
         source=row["source"],
         document_id=str(row["document_id"]) if row["document_id"] else None,
-        status=row["status"],
+        status=status,
         stage=row["stage"],
         progress=row["progress"],
         chunks_total=row["chunks_total"],
@@ -201,4 +274,6 @@ def _record(row: dict, chunks: list[dict], by_stage: dict[str, LlmUsage] | None 
         created_at=row["created_at"],
         updated_at=row["updated_at"],
         chunks=[ChunkState.model_validate(c) for c in chunks],
+        lease_owner=row["lease_owner"],
+        lease_until=row["lease_until"],
     )

@@ -6,7 +6,12 @@ failed (the error says which); FAILED when nothing was stored. fail_job is what 
 any unhandled error: the job ends FAILED with that error, whatever state it was in.
 
 Both are safe to retry: a finished job is never changed again, and a second call returns the outcome
-recorded by the first.
+recorded by the first. An INTERRUPTED job is not finished: fail_job ends it (a resume that cannot go
+on), as it ends a QUEUED or RUNNING one.
+
+The job's working blobs (`jobs/<id>/`: its text, chunks, chunk results, what the stages keep between
+calls) go when it ends, here; while it is INTERRUPTED they stay, since resuming it needs
+them. Whole error texts (`errors/<id>/`) stay after the end.
 """
 
 from __future__ import annotations

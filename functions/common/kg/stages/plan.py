@@ -1,32 +1,42 @@
 """Plan: read and check the document, chunk it, leave the chunks in the blob store, open the job.
 
 Everything that can refuse the document (bytes that are not text, too many chunks) runs before the
-job is opened, so a refused document leaves no job behind. Calling plan again with the same request
-writes the same blobs and changes nothing in the ledger.
+job is opened, so a refused document leaves no job behind; the chunking parameters are checked when
+they are made (ChunkingParams), before any document is read. Calling plan again with the same request
+and parameters writes the same blobs and changes nothing in the ledger: that is how `kg resume`
+picks a job up again.
 """
 
 from __future__ import annotations
 
 import hashlib
 
-from pydantic import BaseModel
+from pydantic import BaseModel, Field, model_validator
 
 from kg.blobs import BlobStore, chunk_key, document_key
 from kg.chunking import chunk_text
 from kg.documents import decode_document
 from kg.errors import InvalidInput
 from kg.graph import DocumentRow
-from kg.ledger import Ledger
+from kg.ledger import Lease, Ledger
 from kg.normalize import document_id
 from kg.stages.contract import MAX_CHUNKS, JobPlan, PlanRequest
+from kg.settings import TokenizerEncoding
 from kg.tokenizer import count_tokens
 
 
 class ChunkingParams(BaseModel):
-    max_tokens: int = 3000
-    overlap_tokens: int = 200
-    encoding: str = "o200k_base"
-    max_document_bytes: int = 10_000_000
+    max_tokens: int = Field(default=3000, ge=1)
+    overlap_tokens: int = Field(default=200, ge=0)
+    encoding: TokenizerEncoding = "o200k_base"
+    max_document_bytes: int = Field(default=10_000_000, ge=1)
+
+    @model_validator(mode="after")
+    def _overlap_below_size(self) -> ChunkingParams:
+        if self.overlap_tokens >= self.max_tokens:
+            raise ValueError(f"an overlap of {self.overlap_tokens} tokens must be below the chunk size "
+                             f"({self.max_tokens})")
+        return self
 
 
 class PlannedDocument(BaseModel):
@@ -36,7 +46,9 @@ class PlannedDocument(BaseModel):
     chunk_count: int
 
 
-def plan(request: PlanRequest, blobs: BlobStore, ledger: Ledger, chunking: ChunkingParams) -> JobPlan:
+def plan(request: PlanRequest, blobs: BlobStore, ledger: Ledger, chunking: ChunkingParams,
+         lease: Lease | None = None) -> JobPlan:
+    """`lease`: the local engine's process holds the job from its creation (the AWS engine takes none)."""
     document = decode_document(blobs.get(request.text_key), request.source, chunking.max_document_bytes,
                                request.source_type, request.source_date)
     doc_id = document_id(document.source)
@@ -55,7 +67,7 @@ def plan(request: PlanRequest, blobs: BlobStore, ledger: Ledger, chunking: Chunk
         chars=len(document.text),
         tokens=count_tokens(document.text, chunking.encoding),
     )
-    ledger.create_job(request.job_id, document.source)
+    ledger.create_job(request.job_id, document.source, lease)
     for chunk in chunks:
         blobs.put(chunk_key(request.job_id, chunk.index), chunk.model_dump_json().encode())
     planned = PlannedDocument(document=row, chunk_count=len(chunks))
