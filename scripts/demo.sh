@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Installs everything, then turns the example document into a knowledge graph in the embedded
-# PostgreSQL (under ~/.local/share/kg unless KG_DATA_DIR or KG_DATABASE_URL say otherwise).
+# PostgreSQL (under ~/.local/share/kg, or /var/lib/kg as root, unless KG_DATA_DIR or KG_DATABASE_URL say otherwise).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/install.sh

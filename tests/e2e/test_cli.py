@@ -57,7 +57,8 @@ def test_status_of_an_unknown_job_is_bad_input(kg):
 def bad_inputs(tmp_path):
     (tmp_path / "empty.txt").write_text("")
     (tmp_path / "blank.txt").write_text("  \n\t\n  ")
-    (tmp_path / "latin1.txt").write_bytes("Marie Skłodowska".encode("utf-16"))
+    (tmp_path / "latin1.txt").write_bytes("Crème brûlée in Paris".encode("latin-1"))  # no NUL: the UTF-8 check
+    (tmp_path / "utf16.txt").write_bytes("Marie Skłodowska".encode("utf-16"))  # ASCII in UTF-16 is half NULs
     (tmp_path / "binary.bin").write_bytes(bytes(range(256)) * 4)
     (tmp_path / "big.txt").write_text("Marie Curie discovered radium. " * 40)
     (tmp_path / "good.txt").write_text("Marie Curie discovered radium.")
@@ -67,8 +68,9 @@ def bad_inputs(tmp_path):
         "directory": (["ingest", str(tmp_path / "folder")], "is a directory", {}),
         "empty file": (["ingest", str(tmp_path / "empty.txt")], "empty", {}),
         "whitespace-only file": (["ingest", str(tmp_path / "blank.txt")], "empty", {}),
-        "not UTF-8": (["ingest", str(tmp_path / "latin1.txt")], "not", {}),
-        "binary": (["ingest", str(tmp_path / "binary.bin")], "not", {}),
+        "not UTF-8": (["ingest", str(tmp_path / "latin1.txt")], "not UTF-8 text (invalid byte at offset 2)", {}),
+        "UTF-16": (["ingest", str(tmp_path / "utf16.txt")], "not text (it contains NUL bytes)", {}),
+        "binary": (["ingest", str(tmp_path / "binary.bin")], "not text (it contains NUL bytes)", {}),
         "over the size limit": (["ingest", str(tmp_path / "big.txt")], "over the limit", {"KG_MAX_DOCUMENT_BYTES": "1000"}),
         "invalid source date": (["ingest", str(tmp_path / "good.txt"), "--source-date", "yesterday"], "ISO-8601", {}),
         "one bad file among good ones": (["ingest", str(tmp_path / "good.txt"), str(tmp_path / "empty.txt")], "empty", {}),
@@ -77,7 +79,7 @@ def bad_inputs(tmp_path):
 
 
 @pytest.mark.parametrize("case", [
-    "missing path", "directory", "empty file", "whitespace-only file", "not UTF-8", "binary",
+    "missing path", "directory", "empty file", "whitespace-only file", "not UTF-8", "UTF-16", "binary",
     "over the size limit", "invalid source date", "one bad file among good ones", "bad concurrency",
 ])
 def test_bad_input_exits_2_with_one_clear_line_and_writes_nothing(kg, tmp_path, database_url, case):

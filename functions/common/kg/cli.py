@@ -1,11 +1,14 @@
 """The `kg` command: the edge of the local engine, and of a deployed stack (`--engine aws`, kg.engine.aws).
-Exit codes: 0 SUCCEEDED or PARTIAL, 1 FAILED, 2 bad usage or input."""
+Exit codes: 0 SUCCEEDED or PARTIAL, 1 FAILED or the database out of reach, 2 bad usage or input. Every
+error is one line on stderr (`kg: error: ...`); `--debug` (or KG_DEBUG=1) adds its traceback."""
 
 from __future__ import annotations
 
 import json
+import logging
 import signal
 import sys
+import traceback
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -24,7 +27,7 @@ from rich.progress import (
 from rich.table import Table
 from rich.text import Text
 
-from kg.documents import decode_document, parse_source_date
+from kg.documents import decode_document, parse_source_date, read_document_bytes
 from kg.errors import InvalidInput, KgError, NotFound
 from kg.models import DocumentInput, IngestReport, JobRecord, JobStatus, Stage
 from kg.settings import Settings
@@ -42,14 +45,35 @@ db_app = typer.Typer(help="The graph database: its schema, and the embedded Post
                           "is not set).", no_args_is_help=True)
 app.add_typer(db_app, name="db")
 
-out = Console()
-err = Console(stderr=True)
+# No console markup: what is printed (sources, triples, error messages such as "[Errno 2] ...") is the
+# data's, and rich would take a bracketed word for a style and drop it.
+out = Console(markup=False)
+err = Console(stderr=True, markup=False)
 
 EXIT_FAILED = 1
 EXIT_BAD_INPUT = 2
 
 EngineOption = Annotated[str | None, typer.Option(
     "--engine", help="local (this machine), or aws: the deployed stack KG_STACK_NAME (default KG_ENGINE, local).")]
+
+
+class _Options:
+    debug = False  # --debug: errors keep their traceback
+
+
+@app.callback()
+def _global_options(
+    debug: Annotated[bool, typer.Option("--debug", envvar="KG_DEBUG", show_envvar=False,
+                                        help="Print the traceback of an error (also KG_DEBUG=1).")] = False,
+) -> None:
+    _Options.debug = debug
+    if debug:
+        logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    else:
+        # Warnings on the way to an error (psycopg_pool's reconnection attempts, a job's lease not
+        # renewed while the database is away) would come before the one line that says it; what a
+        # run leaves unfinished is in its report. Errors a server logs (kg serve) still show.
+        logging.disable(logging.WARNING)
 
 
 def _settings(**overrides: Any) -> Settings:
@@ -83,17 +107,7 @@ def _read_documents(
     date = parse_source_date(source_date)
     documents = []
     for path in paths:
-        if not path.exists():
-            raise InvalidInput(f"{path}: no such file")
-        if path.is_dir():
-            raise InvalidInput(f"{path}: is a directory; give the files to ingest")
-        size = path.stat().st_size
-        if size > max_bytes:
-            raise InvalidInput(f"{path}: {size:,} bytes is over the limit of {max_bytes:,} (KG_MAX_DOCUMENT_BYTES)")
-        try:
-            data = path.read_bytes()
-        except OSError as e:
-            raise InvalidInput(f"{path}: cannot be read ({e.strerror})") from None
+        data = read_document_bytes(path, max_bytes)  # bounded: /dev/zero or a FIFO cannot make it read forever
         name = source if source is not None else str(path.resolve())
         documents.append(decode_document(data, name, max_bytes, source_type, date))
     return documents
@@ -170,9 +184,18 @@ def ingest(
                                                                  "(default), or only start them.")] = True,
     rerun: Annotated[bool, typer.Option("--rerun", help="--engine aws: run a document again that the stack has "
                                                         "run with the same options (else its job is reported).")] = False,
+    resume_interrupted: Annotated[bool, typer.Option("--resume", help="Continue a document's INTERRUPTED job "
+                                                     "(its latest, if the file is unchanged) instead of starting "
+                                                     "a new one.")] = False,
 ) -> None:
-    """Ingest documents: chunk, extract the four triple types, embed, store, conceptualize, [deduplicate]."""
-    from kg.engine.local import ingest as run_ingest, open_local_ports
+    r"""Ingest documents: chunk, extract the four triple types, embed, store, conceptualize, \[deduplicate]."""
+    from kg.engine.local import (
+        ingest as run_ingest,
+        interrupted_job,
+        open_local_ports,
+        resume as run_resume,
+        same_document,
+    )
 
     settings = _settings(engine=engine, max_concurrency=max_concurrency, concepts=concepts, dedup=dedup)
     if settings.engine == "aws" and max_concurrency is not None:
@@ -181,6 +204,8 @@ def ingest(
         raise InvalidInput("--no-wait is for --engine aws: the local engine runs the job in this process")
     if settings.engine == "local" and rerun:
         raise InvalidInput("--rerun is for --engine aws: the local engine runs every document it is given")
+    if settings.engine == "aws" and resume_interrupted:
+        raise InvalidInput("--resume is the local engine's: a stack's jobs are ended by Step Functions")
     documents = _read_documents(paths, source, source_type, source_date, settings.max_document_bytes)
     if settings.engine == "aws":
         _ingest_on_stack(_stack(settings), documents, as_json, wait, rerun)
@@ -194,8 +219,19 @@ def ingest(
         ) as progress:
             err.print(f"extractor: {ports.extractor.name}   embeddings: {ports.embedder.model} "
                       f"({ports.embedder.dimensions} dimensions)", highlight=False, markup=False, soft_wrap=True)
+            _stop_on_sigterm()
             for document in documents:
-                report = run_ingest(document, ports, settings, RichObserver(progress, document.source))
+                observer = RichObserver(progress, document.source)
+                interrupted = interrupted_job(ports, document.source)
+                if interrupted and resume_interrupted and same_document(ports, interrupted.job_id, document):
+                    report = run_resume(interrupted.job_id, ports, settings, observer)
+                else:
+                    if interrupted:  # left as it is: still resumable
+                        hint = ("the file has changed since;" if resume_interrupted
+                                else f"kg resume {interrupted.job_id} (or kg ingest --resume) continues it;")
+                        err.print(f"kg: {document.source}: job {interrupted.job_id} was interrupted; {hint} "
+                                  "starting a new job", highlight=False, markup=False, soft_wrap=True)
+                    report = run_ingest(document, ports, settings, observer)
                 failed |= report.status is JobStatus.FAILED
                 if as_json:
                     _print_json(report.model_dump(mode="json"))
@@ -237,17 +273,55 @@ def _ingest_on_stack(stack: DeployedStack, documents: list[DocumentInput], as_js
         raise typer.Exit(EXIT_FAILED)
 
 
+def _stop_on_sigterm() -> None:
+    """SIGTERM stops the command as Ctrl-C does: the job it runs ends INTERRUPTED at once, resumable."""
+    signal.signal(signal.SIGTERM, signal.default_int_handler)
+
+
+@app.command()
+def resume(
+    job_id: Annotated[str, typer.Argument(help="An INTERRUPTED job's id (kg jobs lists them).", show_default=False)],
+    max_concurrency: Annotated[int | None, typer.Option(min=1, max=256, help="Chunks extracted at once (default 4).")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="The job's report as one JSON object on stdout.")] = False,
+) -> None:
+    """Continue an interrupted job to its end: the chunks it extracted are not extracted again."""
+    from kg.engine.local import open_local_ports, resume as run_resume
+
+    settings = _settings(max_concurrency=max_concurrency)
+    if settings.engine != "local":
+        raise InvalidInput("kg resume continues the local engine's jobs; a stack's jobs are ended by Step Functions "
+                           "(kg ingest --engine aws --rerun runs a document again)")
+    ports = open_local_ports(settings)
+    try:
+        record = ports.ledger.get(job_id, with_chunks=False)
+        with Progress(
+            TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+            console=err, disable=not err.is_terminal, transient=as_json,
+        ) as progress:
+            _stop_on_sigterm()
+            report = run_resume(record.job_id, ports, settings, RichObserver(progress, record.source))
+    finally:
+        ports.close()
+    if as_json:
+        _print_json(report.model_dump(mode="json"))
+    else:
+        out.print(_report_table(report))
+    if report.status is JobStatus.FAILED:
+        raise typer.Exit(EXIT_FAILED)
+
+
 def _open_ledger_and_graph(settings: Settings):
+    """The graph and the ledger, in the store's own embedding space: a command that only reads (or
+    deletes) embeds nothing, so it builds no embedder and is not refused because the settings would
+    embed otherwise (OPENAI_API_KEY set over a store built offline)."""
     from kg.db import open_database
-    from kg.providers import default_embedder
     from kg.graph.postgres import PostgresGraphStore
     from kg.ledger.postgres import PostgresLedger
 
     if settings.engine != "local":
         raise InvalidInput(f"this command works on the local engine only, and KG_ENGINE is {settings.engine}")
-    embedder = default_embedder(settings)
     # Like `kg ingest`, every command migrates on first use: `kg stats` on a new database says 0.
-    db = open_database(settings, embedder.model, embedder.dimensions, migrate=True)
+    db = open_database(settings, migrate=True)
     return db, PostgresLedger(db), PostgresGraphStore(db)
 
 
@@ -273,6 +347,10 @@ def _job_table(job: JobRecord, execution: dict[str, str] | None = None) -> Table
                              f"{job.llm.input_tokens}+{job.llm.output_tokens} tokens, ${job.llm.cost_usd:.4f}")
     if job.error:
         table.add_row("error", job.error)
+    if job.status is JobStatus.INTERRUPTED:
+        table.add_row("resume", f"kg resume {job.job_id}")
+    elif job.lease_owner and job.lease_until:
+        table.add_row("held by", f"{job.lease_owner} until {job.lease_until.isoformat(timespec='seconds')}")
     for chunk in job.chunks:
         if chunk.error:
             table.add_row(f"chunk {chunk.index}", f"{chunk.status.value}: {chunk.error}")
@@ -391,9 +469,14 @@ def export(
         raise InvalidInput(f"--format {export_format!r}: use graphml or jsonl")
     if output is not None and output.is_dir():
         raise InvalidInput(f"{output}: is a directory")
+    if output is not None and not output.parent.is_dir():
+        raise InvalidInput(f"{output}: cannot be written (there is no folder {output.parent})")
     db, _, graph = _open_ledger_and_graph(_settings())
     with db:
-        target = output.open("w", encoding="utf-8") if output else sys.stdout
+        try:
+            target = output.open("w", encoding="utf-8") if output else sys.stdout
+        except OSError as e:
+            raise InvalidInput(f"{output}: cannot be written ({e.strerror or e})") from None
         try:
             if export_format == "graphml":
                 nodes, edges = write_graphml(graph.iter_nodes(), graph.iter_triples(), target)
@@ -447,14 +530,32 @@ def db_stop() -> None:
 
 @db_app.command("status")
 def db_status(as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
-    """Whether the embedded PostgreSQL is running, and where its data is."""
-    from kg.db import embedded_status
+    """Which graph database is in use (the embedded server, or KG_DATABASE_URL), whether it answers,
+    and its schema version. Does not start the embedded server; passwords are hidden."""
+    from kg.db import database_status
 
-    state = embedded_status(_settings())
+    state = database_status(_settings())
     if as_json:
         _print_json(state)
+        return
+    if state["database"] == "embedded":
+        out.print(f"database: embedded PostgreSQL in {state['pgdata']}, "
+                  f"{'running' if state['running'] else 'stopped'}", soft_wrap=True)
     else:
-        out.print(f"{'running' if state['running'] else 'stopped'}: {state['pgdata']}")
+        out.print("database: KG_DATABASE_URL", highlight=False)
+    if state["url"]:
+        out.print(f"url: {state['url']}", highlight=False, soft_wrap=True)
+    out.print("reachable: yes" if state["reachable"] else f"reachable: no ({state['error']})",
+              highlight=False, soft_wrap=True)
+    version, latest = state["schema_version"], state["latest_schema_version"]
+    if state["reachable"]:
+        if version is None:
+            schema = "none yet: `kg db migrate` (or the first ingest) makes it"
+        elif version < latest:
+            schema = f"version {version}, this kg needs {latest}: run `kg db migrate`"
+        else:
+            schema = f"version {version}" + (", current" if version == latest else f", newer than this kg's {latest}")
+        out.print(f"schema: {schema}", highlight=False, soft_wrap=True)
 
 
 @db_app.command("url")
@@ -468,17 +569,22 @@ def db_url() -> None:
 # -- querying the graph (kg.search): the same functions and payloads as the MCP tools and the API ----
 
 
-def _open_search(settings: Settings):
-    """The graph, and the embedder queries are embedded with: the settings' own, which opening the
-    store checks against the model it was built with (StoreMismatch otherwise)."""
+def _open_search(settings: Settings, *, embeds: bool = True):
+    """The graph, and (`embeds`) the embedder queries are embedded with: the one of the model the
+    store was built with (kg_meta), whatever the settings' provider, so that a query and the stored
+    vectors are of one space. An OpenAI-built store without OPENAI_API_KEY is InvalidInput."""
     from kg.db import open_database
     from kg.graph.postgres import PostgresGraphStore
-    from kg.providers import default_embedder
+    from kg.providers import store_embedder
 
     if settings.engine != "local":
         raise InvalidInput(f"this command works on the local engine only, and KG_ENGINE is {settings.engine}")
-    embedder = default_embedder(settings)
-    db = open_database(settings, embedder.model, embedder.dimensions, migrate=True)
+    db = open_database(settings, migrate=True)
+    try:
+        embedder = store_embedder(settings, db.embedding_model, db.dimensions) if embeds else None
+    except BaseException:
+        db.close()
+        raise
     return db, PostgresGraphStore(db), embedder
 
 
@@ -615,7 +721,7 @@ def neighbors_command(
 
     request = parse_request(NeighborsRequest, node=node, hops=hops, limit=limit, kind=kind,
                             types=[t.upper() for t in triple_types] if triple_types else None)
-    db, graph, _ = _open_search(_settings())
+    db, graph, _ = _open_search(_settings(), embeds=False)
     with db:
         response = neighbors(request, graph)
     if as_json:
@@ -680,18 +786,43 @@ def mcp_command() -> None:
     serve_stdio(_settings())
 
 
+def _first_line(error: BaseException) -> str:
+    text = str(error).strip()
+    return text.splitlines()[0] if text else type(error).__name__
+
+
+def _database_gone(error: BaseException) -> bool:
+    """A psycopg error that means the database cannot be used now (it stopped, dropped the
+    connection, refused new ones, or the pool waited in vain), rather than a bug of ours."""
+    try:
+        import psycopg
+    except ImportError:
+        return False
+    return isinstance(error, psycopg.OperationalError)  # psycopg_pool.PoolTimeout and AdminShutdown too
+
+
+def _fail(message: str, code: int) -> None:
+    if _Options.debug:
+        traceback.print_exc()
+    print(f"kg: error: {message}", file=sys.stderr)
+    sys.exit(code)
+
+
 def main() -> None:
     try:
         app()
     except (InvalidInput, NotFound) as e:
-        print(f"kg: error: {e}", file=sys.stderr)
-        sys.exit(EXIT_BAD_INPUT)
+        _fail(_first_line(e), EXIT_BAD_INPUT)
     except KgError as e:
-        print(f"kg: error: {e}", file=sys.stderr)
-        sys.exit(EXIT_FAILED)
+        _fail(_first_line(e), EXIT_FAILED)
     except KeyboardInterrupt:
         err.print("kg: interrupted")
         sys.exit(130)
+    except Exception as e:  # nothing else may end the command with a traceback (--debug shows it)
+        if _database_gone(e):
+            _fail(f"the graph database is out of reach: {_first_line(e)}", EXIT_FAILED)
+        else:
+            _fail(f"{type(e).__name__}: {_first_line(e)} (--debug shows where)", EXIT_FAILED)
 
 
 if __name__ == "__main__":

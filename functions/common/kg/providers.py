@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from kg.concepts import Conceptualizer
 from kg.embeddings import Embedder
+from kg.errors import InvalidInput, ProviderUnavailable
 from kg.extraction import Extractor
 from kg.llm.cache import LlmCache
 from kg.settings import Settings
@@ -22,6 +23,44 @@ def default_embedder(settings: Settings) -> Embedder:
     from kg.embeddings.onnx_minilm import MiniLmEmbedder
 
     return MiniLmEmbedder(batch_size=settings.embedding_batch_size)
+
+
+def embedding_space(settings: Settings) -> tuple[str, int]:
+    """The embedding model and dimensions the settings choose, without building an embedder (which
+    for OpenAI needs the key that the API, Deduplicate and the reading commands may not have)."""
+    if settings.embedding_provider == "openai":
+        from kg.embeddings.openai import NATIVE_DIMENSIONS
+
+        dimensions = settings.embedding_dimensions or NATIVE_DIMENSIONS.get(settings.embedding_model)
+        if dimensions is None:
+            raise ProviderUnavailable(
+                f"the dimension of {settings.embedding_model!r} is unknown: set KG_EMBEDDING_DIMENSIONS")
+        return settings.embedding_model, dimensions
+    from kg.embeddings.onnx_minilm import DIMENSIONS, MODEL_NAME
+
+    return MODEL_NAME, DIMENSIONS
+
+
+def store_embedder(settings: Settings, model: str, dimensions: int) -> Embedder:
+    """The embedder of a store's own embedding space (its kg_meta), for the queries that search it.
+
+    The settings' provider choice plays no part: a store built offline is searched with MiniLM
+    even when OPENAI_API_KEY is set, and a store built with an OpenAI model (or a model of an
+    OpenAI-compatible endpoint) with that model, through OPENAI_BASE_URL."""
+    from kg.embeddings.onnx_minilm import DIMENSIONS, MODEL_NAME
+
+    if (model, dimensions) == (MODEL_NAME, DIMENSIONS):
+        from kg.embeddings.onnx_minilm import MiniLmEmbedder
+
+        return MiniLmEmbedder(batch_size=settings.embedding_batch_size)
+    if not settings.openai_api_key:
+        raise InvalidInput(f"this graph store holds {model} vectors of {dimensions} dimensions: a query is embedded "
+                           "with that model, through OpenAI (or OPENAI_BASE_URL), and OPENAI_API_KEY is not set")
+    from kg.embeddings.openai import OpenAiEmbedder
+    from kg.llm.client import shared_client
+
+    return OpenAiEmbedder(shared_client(settings), model, dimensions, settings.embedding_batch_size,
+                          settings.llm_prices)
 
 
 def default_extractor(settings: Settings, cache: LlmCache | None = None) -> Extractor:

