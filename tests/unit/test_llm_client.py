@@ -4,6 +4,8 @@ Retries run on a fake clock: `sleep` advances it, so deadlines of minutes are te
 
 from __future__ import annotations
 
+import threading
+
 import httpx
 import openai
 import pytest
@@ -192,21 +194,61 @@ def test_consecutive_connection_errors_open_the_breaker_and_later_calls_fail_wit
 
 
 def test_an_answer_of_any_status_closes_the_breaker():
+    without_answer = CircuitBreaker(threshold=2, cooldown_s=600, endpoint="http://x")
+    without_answer.unreachable("refused")
+    without_answer.unreachable("refused")
+    with pytest.raises(ProviderUnavailable):
+        without_answer.check()  # two failures in a row: open
     breaker = CircuitBreaker(threshold=2, cooldown_s=600, endpoint="http://x")
     breaker.unreachable("refused")
     breaker.reached()
     breaker.unreachable("refused")
     breaker.check()  # one failure since the last answer: still closed
+    breaker.unreachable("refused")
+    with pytest.raises(ProviderUnavailable):
+        breaker.check()
+    breaker.reached()  # an answer closes an open breaker too
+    breaker.check()
 
 
-def test_after_the_cooldown_one_probe_goes_through():
+def _waiting_caller(breaker: CircuitBreaker) -> tuple[threading.Thread, list[str]]:
+    outcome: list[str] = []
+
+    def call() -> None:
+        try:
+            breaker.check()
+            outcome.append("through")
+        except ProviderUnavailable:
+            outcome.append("refused")
+
+    thread = threading.Thread(target=call, daemon=True)
+    thread.start()
+    return thread, outcome
+
+
+def test_after_the_cooldown_one_probe_goes_through_and_the_others_wait_for_its_answer():
     breaker = CircuitBreaker(threshold=1, cooldown_s=0, endpoint="http://x")
     breaker.unreachable("refused")
     breaker.check()  # the probe
-    with pytest.raises(ProviderUnavailable):
-        breaker.check()  # a second caller while the probe is out
-    breaker.reached()
-    breaker.check()
+    thread, outcome = _waiting_caller(breaker)  # a second caller while the probe is out
+    thread.join(timeout=0.5)
+    assert thread.is_alive() and outcome == []  # held, neither refused nor let through
+    breaker.reached()  # the probe was answered: the endpoint is back
+    thread.join(timeout=30)
+    assert outcome == ["through"]
+
+
+def test_a_failed_probe_refuses_the_callers_that_waited_for_it():
+    breaker = CircuitBreaker(threshold=1, cooldown_s=0, endpoint="http://x")
+    breaker.unreachable("refused")
+    breaker.check()  # the probe
+    thread, outcome = _waiting_caller(breaker)
+    thread.join(timeout=0.5)
+    assert thread.is_alive()
+    breaker.cooldown_s = 600
+    breaker.unreachable("still refused")  # the probe failed: open again, for a whole cooldown
+    thread.join(timeout=30)
+    assert outcome == ["refused"]
 
 
 def test_the_limit_halves_once_per_window_and_grows_back_by_one_per_limit_successes():

@@ -7,7 +7,7 @@ import unicodedata
 import uuid
 
 _NAMESPACE = uuid.UUID("5b0e1f7e-3c1a-4f4e-9a55-6b1d2c0f7a10")
-_LEADING_ARTICLE = re.compile(r"^(the|a|an)\s+")
+_LEADING_ARTICLE = re.compile(r"^(?:(?:the|a|an)\s+)+")  # all of them: normalising again changes nothing
 _PUNCTUATION = re.compile(r"[^\w\s'&+-]")
 _SPACE = re.compile(r"\s+")
 

@@ -13,7 +13,8 @@
   is held only while a request is on the wire, never while backing off.
 - Circuit breaker: after `threshold` consecutive unreachable-endpoint errors (connection refused,
   DNS, timeout) every call fails at once with ProviderUnavailable for `cooldown_s`; then one call
-  at a time may probe. A response of any status proves the endpoint alive and closes it.
+  probes while the others wait for its outcome. A response of any status proves the endpoint alive
+  and closes it.
 
 The `openai` client's own retries stay off: they count attempts rather than keep a deadline, cap
 Retry-After, and cannot release a permit or trip the breaker between attempts.
@@ -176,23 +177,29 @@ class CircuitBreaker:
         self.last_error = ""
         self._opened_at: float | None = None
         self._probing = False
-        self._lock = threading.Lock()
+        self._settled = threading.Condition()
 
     def check(self) -> None:
-        """Raise ProviderUnavailable while open; after the cooldown let one probe through."""
-        with self._lock:
-            if self._opened_at is None:
-                return
-            if not self._probing and time.monotonic() - self._opened_at >= self.cooldown_s:
-                self._probing = True
-                return
-            raise ProviderUnavailable(
-                f"the LLM endpoint {self.endpoint} is unreachable ({self.failures} consecutive failures, "
-                f"last: {self.last_error}); check OPENAI_BASE_URL and the network"
-            )
+        """Raise ProviderUnavailable while open; after the cooldown let one probe through, and hold
+        the other calls until its answer: closed, they go on (an outage that has ended costs no
+        chunk); open again, they fail at once."""
+        with self._settled:
+            while True:
+                if self._opened_at is None:
+                    return
+                if self._probing:
+                    self._settled.wait(timeout=1.0)  # timed: a probe ends with its request's own timeout
+                    continue
+                if time.monotonic() - self._opened_at >= self.cooldown_s:
+                    self._probing = True
+                    return
+                raise ProviderUnavailable(
+                    f"the LLM endpoint {self.endpoint} is unreachable ({self.failures} consecutive failures, "
+                    f"last: {self.last_error}); check OPENAI_BASE_URL and the network"
+                )
 
     def unreachable(self, error: str) -> None:
-        with self._lock:
+        with self._settled:
             self.failures += 1
             self.last_error = error
             self._probing = False
@@ -200,12 +207,20 @@ class CircuitBreaker:
                 if self._opened_at is None:
                     log.warning("circuit open: %s unreachable (%s)", self.endpoint, error)
                 self._opened_at = time.monotonic()
+            self._settled.notify_all()
 
     def reached(self) -> None:
-        with self._lock:
+        with self._settled:
             self.failures = 0
             self._opened_at = None
             self._probing = False
+            self._settled.notify_all()
+
+    def abandoned(self) -> None:
+        """A call ended without telling whether the endpoint answered: a probe it carried is over."""
+        with self._settled:
+            self._probing = False
+            self._settled.notify_all()
 
 
 @dataclass(frozen=True)
@@ -301,6 +316,9 @@ class LlmClient:
                 raise
             except openai.APIConnectionError as e:  # timeout subclasses connection
                 self.breaker.unreachable(_describe(e))
+                raise
+            except BaseException:
+                self.breaker.abandoned()
                 raise
             finally:
                 self.limit.release()
