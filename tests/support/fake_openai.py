@@ -96,7 +96,7 @@ def fake_vector(text: str, dimensions: int) -> np.ndarray:
 
 
 class FakeOpenAI:
-    def __init__(self, latency_s: float = 0.0):
+    def __init__(self, latency_s: float = 0.0, port: int = 0):
         self.latency_s = latency_s
         self.requests: list[Received] = []
         self._statuses: list[int] = []  # the status each request was answered with
@@ -109,7 +109,8 @@ class FakeOpenAI:
         self._bucket_at = time.monotonic()
         self._rules: list[_Rule] = []
         self._lock = threading.Lock()
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
+        # `port`: a fixed port, for an endpoint that goes away and comes back at the same URL.
+        self._server = ThreadingHTTPServer(("127.0.0.1", port), self._handler())
         self._server.daemon_threads = True
         self._thread = threading.Thread(target=self._server.serve_forever, name="fake-openai", daemon=True)
 

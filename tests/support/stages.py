@@ -15,10 +15,11 @@ from kg.stages.plan import ChunkingParams
 # Every graph table, its key columns and what may differ only by time (left out).
 _FINGERPRINT = {
     "documents": "id, source, content_hash, chars, tokens",
-    "chunks": "id, document_id, idx, content_hash",
+    "chunks": "id, document_id, idx, content_hash, start_char, end_char",  # with the span
     "nodes": "id, kind, name, aliases, conceptualized_at IS NOT NULL, embedding::text",
     "relations": "id, name, conceptualized_at IS NOT NULL, embedding::text",
-    "triples": "id, type, subject_id, relation_id, object_id, confidence, embedding::text",
+    "triples": "id, type, subject_id, relation_id, object_id, subject, predicate, object, confidence,"
+               " embedding::text",
     "triple_provenance": "triple_id, chunk_id, document_id, confidence, grounded",
     "concepts": "id, name, level, embedding::text",
     "conceptualizations": "element_id, concept_id, confidence, context_triples",
