@@ -1,0 +1,93 @@
+"""ENTITY_ENTITY: relations between two things, from the verb and from appositions.
+
+Subject-verb-object from the parse (nsubj/nsubjpass -> verb -> dobj, or a preposition's pobj,
+or a passive agent turned back into the subject), plus appositions of the form "X, the N of Y" /
+"Y's N, X" -> (X, "N of", Y). Predicates: the verb lemma for active verbs, the participle for
+passives without an agent ("born in"), with particle and preposition, lower case, prefixed by
+"not" when negated. At least one end must be a name (or a pronoun resolved to one).
+"""
+
+from __future__ import annotations
+
+from kg.extraction.offline.clauses import is_passive, negated, object_of, predicate, subjects_of, with_conjuncts
+from kg.extraction.offline.lexicons import LINKING_VERBS, LOOSE_PREPS
+from kg.extraction.offline.parsed import Parsed
+from kg.extraction.offline.text import Ref, confidence
+from kg.models import Triple, TripleType
+
+
+def extract(p: Parsed) -> list[Triple]:
+    out: list[Triple | None] = []
+    for verb in p.doc:
+        if verb.pos_ != "VERB" or verb.lemma_ in ("be", "have") or verb.lemma_ in LINKING_VERBS - {"become"}:
+            continue
+        subjects = [r for s in subjects_of(verb) if (r := p.ref(s, extend_of=False)) and r.kind == "entity"]
+        neg_penalty = 0.1 if negated(verb) else 0.0
+        agent = next((c for c in verb.children if c.dep_ == "agent"), None)
+        if agent is not None and is_passive(verb):
+            # "X was struck by Y" states the fact (Y, strike, X).
+            pred = " ".join(x for x in (negated(verb), verb.lemma_.lower()) if x)
+            agents = [r for t in with_conjuncts(object_of(agent) or agent) if (r := p.ref(t)) and r.kind == "entity"]
+            for a in agents:
+                for s in subjects:
+                    if a.named or s.named:
+                        out.append(p.triple(TripleType.ENTITY_ENTITY, a, pred, s, confidence(0.85 - neg_penalty, a, s)))
+            continue
+        if not subjects:
+            continue
+        objects: list[tuple[str, Ref, float]] = []
+        dobj = next((c for c in verb.children if c.dep_ == "dobj"), None)
+        for c in verb.children:
+            if c.dep_ in ("dobj", "dative"):
+                for t in with_conjuncts(c):
+                    r = p.ref(t)
+                    if r is not None and r.kind == "entity":
+                        objects.append((predicate(verb), r, 0.9))
+            elif c.dep_ == "prep":
+                pobj = object_of(c)
+                if pobj is None:
+                    continue
+                # "offered his chair to Marie" reads better as "offer chair to" than "offer to".
+                carried = dobj if dobj is not None and dobj.pos_ == "NOUN" and dobj.i not in p.ent_at else None
+                pred = predicate(verb, c, carried)
+                for t in with_conjuncts(pobj):
+                    r = p.ref(t)
+                    if r is None or r.kind != "entity":
+                        continue
+                    # Circumstantial prepositions with a common noun are rarely a relation.
+                    if r.quality == "noun" and c.lower_ in LOOSE_PREPS:
+                        continue
+                    objects.append((pred, r, 0.85))
+        for s in subjects:
+            for pred, o, base in objects:
+                if s.named or o.named:
+                    out.append(p.triple(TripleType.ENTITY_ENTITY, s, pred, o, confidence(base - neg_penalty, s, o)))
+    out.extend(_appositions(p))
+    return [t for t in out if t is not None]
+
+
+def _appositions(p: Parsed) -> list[Triple | None]:
+    """'Svante Arrhenius, a member of the committee' and 'Her father, Władysław Skłodowski'."""
+    out: list[Triple | None] = []
+    for tok in p.doc:
+        if tok.dep_ != "appos":
+            continue
+        for name_tok, role_tok in ((tok.head, tok), (tok, tok.head)):
+            if role_tok.pos_ != "NOUN" or role_tok.i in p.ent_at:
+                continue
+            name = p.ref(name_tok, allow_noun=False, extend_of=False)
+            if name is None:
+                continue
+            owner: Ref | None = None
+            for c in role_tok.children:
+                if c.dep_ == "poss":
+                    owner = p.ref(c, extend_of=False)
+                elif c.dep_ == "prep" and c.lower_ == "of" and (o := object_of(c)) is not None:
+                    owner = p.ref(o, extend_of=False)
+            if owner is None:
+                continue
+            mods = [c.lower_ for c in role_tok.lefts if c.dep_ in ("amod", "compound")]
+            pred = " ".join([*mods, role_tok.lemma_.lower(), "of"])
+            out.append(p.triple(TripleType.ENTITY_ENTITY, name, pred, owner, confidence(0.85, name, owner)))
+            break
+    return out

@@ -1,0 +1,149 @@
+"""One parsed chunk plus the lookups every pass shares: entity and noun-chunk spans by token,
+the people and pronoun map, and the two ways a token becomes a node name (`ref`, `noun_text`).
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from kg.extraction.offline.clauses import is_proper, object_of
+from kg.extraction.offline.lexicons import EVENTIVE_NOUNS, GENERIC_NOUNS, RELATIVE, VALUE_LABELS
+from kg.extraction.offline.pronouns import find_people
+from kg.extraction.offline.text import MAX_PHRASE_TOKENS, Ref, clean, ent_text
+from kg.models import NodeKind, Triple, TripleType
+
+if TYPE_CHECKING:  # spaCy is an optional dependency (the `local` extra)
+    from spacy.tokens import Doc, Span, Token
+
+
+class Parsed:
+    """One parsed chunk plus the lookups every pass shares, built before the passes start."""
+
+    def __init__(self, doc: Doc, chunk_index: int) -> None:
+        self.doc = doc
+        self.chunk_index = chunk_index
+        self.ent_at: dict[int, Span] = {}
+        for ent in doc.ents:
+            for tok in ent:
+                self.ent_at[tok.i] = ent
+        self.chunk_at: dict[int, Span] = {}
+        for nc in doc.noun_chunks:
+            for tok in nc:
+                self.chunk_at[tok.i] = nc
+        self.people = find_people(doc, self.ent_at)
+        self.pronoun_ref = self.people.pronoun_ref  # token index of a resolved pronoun -> name
+
+    def ref(
+        self, tok: Token, *, allow_noun: bool = True, extend_of: bool = True, named_only: bool = False
+    ) -> Ref | None:
+        """The node a noun-ish token stands for, or None if it is not usable as one.
+
+        `allow_noun=False` keeps proper nouns and resolved pronouns; `named_only` keeps only
+        recognised entities and resolved pronouns (a capitalised "Tragedy" is not a name).
+        """
+        if tok.pos_ == "PRON" or tok.lower_ in RELATIVE:
+            if tok.i in self.pronoun_ref:
+                return Ref(self.pronoun_ref[tok.i], "pron", label="PERSON")
+            if tok.lower_ in RELATIVE and tok.head.dep_ == "relcl":
+                return self.ref(tok.head.head, allow_noun=allow_noun, extend_of=extend_of, named_only=named_only)
+            return None
+        ent = self.ent_at.get(tok.i)
+        if ent is not None:
+            if ent.label_ in VALUE_LABELS:
+                return None
+            text = clean(ent_text(ent))
+            kind: NodeKind = "event" if ent.label_ == "EVENT" else "entity"
+            return Ref(text, "ne", kind, ent.label_) if text else None
+        if tok.pos_ not in ("NOUN", "PROPN"):
+            return None
+        proper = is_proper(tok) or self.people.is_name(tok)
+        # "her sister Bronisława", "a Polish physicist, Józef Kowalski": the name is the node.
+        for c in tok.children:
+            if c.dep_ == "appos" and (is_proper(c) or c.i in self.ent_at):
+                named = self.ref(c, allow_noun=False, extend_of=False)
+                if named is not None:
+                    return named
+        if named_only or (not allow_noun and not proper):
+            return None
+        # "from house to house", "in the end": as objects of a preposition these are not things.
+        if not proper and tok.dep_ == "pobj" and tok.lemma_.lower() in GENERIC_NOUNS:
+            return None
+        text = self.noun_text(tok, extend_of=extend_of)
+        if not text:
+            return None
+        if proper:
+            return Ref(text, "ne")
+        kind = "event" if tok.lemma_.lower() in EVENTIVE_NOUNS else "entity"
+        return Ref(text, "noun", kind)
+
+    def noun_text(self, tok: Token, *, extend_of: bool = True, keep_article: bool = False) -> str:
+        nc = self.chunk_at.get(tok.i)
+        if nc is not None and nc.root.i == tok.i:
+            toks = list(nc)
+        else:
+            toks = sorted(
+                [t for t in tok.lefts if t.dep_ in ("compound", "amod", "poss", "nummod", "det")] + [tok],
+                key=lambda t: t.i,
+            )
+        kept: list[Token] = []
+        words: list[str] = []
+        for t in toks:
+            if t.tag_ in ("WDT", "WP", "WP$") or t.is_punct or t.is_space:
+                continue
+            # "no X-ray equipment" must not lose its "no"; "the" and "a" carry nothing here.
+            if t.dep_ in ("det", "predet") and t.lower_ not in ("no", "neither") and not (
+                keep_article and t.lower_ in ("a", "an")
+            ):
+                continue
+            if t.tag_ == "PRP$" or (t.pos_ == "PRON" and t.dep_ == "poss"):
+                name = self.pronoun_ref.get(t.i)
+                if name:
+                    words.append(f"{name}'s")
+                continue
+            if t.tag_ == "POS":
+                if words:
+                    words[-1] += t.text
+                continue
+            if kept and kept[-1].i == t.i - 1 and not kept[-1].whitespace_ and words:
+                words[-1] += t.text
+            else:
+                words.append(t.text)
+            kept.append(t)
+        if extend_of:
+            for child in tok.rights:
+                if child.dep_ == "prep" and child.lower_ == "of":
+                    pobj = object_of(child)
+                    if pobj is not None:
+                        inner = self.ref(pobj, extend_of=False)
+                        if inner is not None and len(words) + 1 + len(inner.text.split()) <= MAX_PHRASE_TOKENS - 2:
+                            words += ["of", inner.text]
+                    break
+        return clean(" ".join(words))
+
+    def triple(
+        self,
+        kind: TripleType,
+        subj: Ref | str,
+        pred: str,
+        obj: Ref | str,
+        conf: float,
+        subject_kind: NodeKind | None = None,
+        object_kind: NodeKind | None = None,
+    ) -> Triple | None:
+        """A triple from this chunk, or None when an end is empty or both ends are the same."""
+        s = subj.text if isinstance(subj, Ref) else subj
+        o = obj.text if isinstance(obj, Ref) else obj
+        s, o, pred = clean(s), clean(o), " ".join(pred.split())
+        if not s or not o or not pred or s.casefold() == o.casefold():
+            return None
+        return Triple(
+            type=kind,
+            subject=s,
+            predicate=pred,
+            object=o,
+            subject_kind=subject_kind or (subj.kind if isinstance(subj, Ref) else "event"),
+            object_kind=object_kind or (obj.kind if isinstance(obj, Ref) else "event"),
+            confidence=conf,
+            chunk_index=self.chunk_index,
+        )
+

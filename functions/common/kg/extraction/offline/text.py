@@ -1,0 +1,102 @@
+"""Phrase text and node references: cleaning, joining tokens, confidence, heading masking, dedupe.
+
+Small and pure: nothing here walks the parse beyond one span or token list.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from kg.extraction.offline.lexicons import DANGLING
+from kg.models import NodeKind, Triple
+
+if TYPE_CHECKING:  # spaCy is an optional dependency (the `local` extra)
+    from spacy.tokens import Span, Token
+
+MAX_PHRASE_TOKENS = 8
+
+
+@dataclass(frozen=True)
+class Ref:
+    """A phrase standing for a graph node, and how much to trust it as one."""
+
+    text: str
+    quality: str  # "ne" (named), "pron" (pronoun resolved to a name), "noun" (common noun phrase)
+    kind: NodeKind = "entity"
+    label: str = ""  # the NER label when the phrase is a named entity
+
+    @property
+    def named(self) -> bool:
+        return self.quality in ("ne", "pron")
+
+
+QUALITY_PENALTY = {"ne": 0.0, "pron": 0.1, "noun": 0.15}
+
+
+def confidence(base: float, *refs: Ref) -> float:
+    return round(max(0.05, min(1.0, base - sum(QUALITY_PENALTY[r.quality] for r in refs))), 3)
+
+
+def place(r: Ref) -> bool:
+    return r.label in ("GPE", "LOC", "FAC")
+
+
+def clean(text: str) -> str:
+    text = " ".join(text.replace("\u201c", "").replace("\u201d", "").replace('"', "").split())
+    words = text.split(" ")
+    if len(words) > MAX_PHRASE_TOKENS:
+        words = words[:MAX_PHRASE_TOKENS]
+        # A cut phrase must not end mid-phrase ("... give up Marie's", "... capital of").
+        while len(words) > 1 and (words[-1].lower() in DANGLING or words[-1].endswith("'s")):
+            words.pop()
+    return " ".join(words).strip(" ,;:.-")
+
+
+def join(tokens: Sequence[Token]) -> str:
+    """Tokens back to text with the document's own spacing ("X-rays", not "X - rays")."""
+    parts: list[str] = []
+    for k, t in enumerate(tokens):
+        parts.append(t.text)
+        if k + 1 < len(tokens) and (t.whitespace_ or tokens[k + 1].i != t.i + 1):
+            parts.append(" ")
+    return "".join(parts)
+
+
+def ent_text(ent: Span) -> str:
+    """An entity as a node name: no leading article, no possessive "'s"."""
+    toks = [t for t in ent if not (t.i == ent.start and t.lower_ in ("the", "a", "an")) and t.tag_ != "POS"]
+    return join(toks).strip()
+
+
+def dedupe(triples: list[Triple]) -> list[Triple]:
+    best: dict[tuple[Any, ...], Triple] = {}
+    for t in triples:
+        key = (t.type, t.subject, t.predicate, t.object, t.subject_kind, t.object_kind)
+        if key not in best or t.confidence > best[key].confidence:
+            best[key] = t
+    return list(best.values())
+
+
+HEADING = re.compile(r"^[ \t]*=+[^=\n]*=+[ \t]*$", re.MULTILINE)
+
+
+def mask_headings(text: str) -> str:
+    """Blank out headings and titles (same length, offsets kept).
+
+    A title glued to the first sentence of its section ("== Pierre's Death == On 19 April ...")
+    parses as one sentence and yields nonsense subjects.
+    """
+    text = HEADING.sub(lambda m: " " * len(m.group()), text)
+    lines = text.split("\n")
+    for k, line in enumerate(lines):
+        stripped = line.strip()
+        if not stripped or stripped[-1] in ".!?:;\"')\u201d\u2019" or len(stripped) > 120:
+            continue
+        alone_before = k == 0 or not lines[k - 1].strip()
+        alone_after = k == len(lines) - 1 or not lines[k + 1].strip()
+        if alone_before and alone_after:
+            lines[k] = " " * len(line)
+    return "\n".join(lines)
