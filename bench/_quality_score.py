@@ -6,6 +6,8 @@ by the best one-to-one assignment (the Hungarian method):
 - an *entity* (a subject or an object) is found when its normalised tokens overlap a reference
   entity's: one token set contains the other, or their Jaccard index is at least 0.5. Entities
   are the distinct subjects and objects of a text, on each side;
+- a *relation* is found when its subject and object are found in the reference's subject and
+  object, in that order, whatever the predicate says;
 - a *triple* is found when its subject is found in the reference's subject, its object in the
   reference's object (direction counts: a reversed passive is wrong), and the predicates share a
   content word, compared by Porter stem of the lemma ("located in" meets "location", "leader of"
@@ -133,6 +135,7 @@ class Tally:
     predicted_triples: int = 0
     reference_triples: int = 0
     found_triples: int = 0
+    found_ends: int = 0  # pairs whose subject and object are found, in order, whatever the predicate
     predicted_entities: int = 0
     reference_entities: int = 0
     found_entities: int = 0
@@ -147,6 +150,9 @@ class Tally:
         r = found / reference if reference else 0.0
         f = 2 * p * r / (p + r) if p + r else 0.0
         return round(p, 3), round(r, 3), round(f, 3)
+
+    def ends_prf(self) -> tuple[float, float, float]:
+        return self._prf(self.found_ends, self.predicted_triples, self.reference_triples)
 
     def entity_prf(self) -> tuple[float, float, float]:
         return self._prf(self.found_entities, self.predicted_entities, self.reference_entities)
@@ -174,6 +180,7 @@ def score_text(predicted: Sequence[Triple3], reference: Sequence[Triple3]) -> Te
         predicted_triples=len(predicted),
         reference_triples=len(reference),
         found_triples=len(found),
+        found_ends=len(ends_matched(predicted, reference)),
         predicted_entities=len({e for e in pred_entities if e}),
         reference_entities=len({e for e in ref_entities if e}),
         found_entities=match_entities(pred_entities, ref_entities),

@@ -100,10 +100,17 @@ def main() -> None:
         "texts": overall.texts,
         "entity_prf": overall.entity_prf(),
         "triple_prf": overall.triple_prf(),
+        "relation_prf": overall.ends_prf(),
         "triples_per_text": round(overall.predicted_triples / max(1, overall.texts), 2),
         "texts_with_none": overall.texts_empty,
         "by_size": {
-            size: {"texts": t.texts, "entity_prf": t.entity_prf(), "triple_prf": t.triple_prf(), "none": t.texts_empty}
+            size: {
+                "texts": t.texts,
+                "entity_prf": t.entity_prf(),
+                "relation_prf": t.ends_prf(),
+                "triple_prf": t.triple_prf(),
+                "none": t.texts_empty,
+            }
             for size, t in sorted(by_size.items())
         },
         "other_types": dict(other_types),
@@ -135,14 +142,18 @@ def _confidence_report(conf: list[float], right_triple: list[bool], right_ends: 
 
 
 def _print(r: dict) -> None:
-    ep, tp = r["entity_prf"], r["triple_prf"]
+    ep, rp, tp = r["entity_prf"], r["relation_prf"], r["triple_prf"]
     print(f"extractor {r['extractor']}, {r['texts']} texts (entity-entity triples scored)")
     print(f"  entity  P {ep[0]:.3f}  R {ep[1]:.3f}  F1 {ep[2]:.3f}")
-    print(f"  triple  P {tp[0]:.3f}  R {tp[1]:.3f}  F1 {tp[2]:.3f}")
+    print(f"  relation P {rp[0]:.3f}  R {rp[1]:.3f}  F1 {rp[2]:.3f}   (subject and object, in order)")
+    print(f"  triple  P {tp[0]:.3f}  R {tp[1]:.3f}  F1 {tp[2]:.3f}   (and a predicate stem in common)")
     print(f"  triples per text {r['triples_per_text']}, texts with none {r['texts_with_none']}")
-    print("  size  texts  entity F1  triple F1  none")
+    print("  size  texts  entity F1  relation F1  triple F1  none")
     for size, s in r["by_size"].items():
-        print(f"  {size:>4}  {s['texts']:>5}  {s['entity_prf'][2]:>9.3f}  {s['triple_prf'][2]:>9.3f}  {s['none']:>4}")
+        print(
+            f"  {size:>4}  {s['texts']:>5}  {s['entity_prf'][2]:>9.3f}  {s['relation_prf'][2]:>11.3f}"
+            f"  {s['triple_prf'][2]:>9.3f}  {s['none']:>4}"
+        )
     c = r["confidence"]
     print(f"  confidence AUC: whole triple {c['auc_triple']}, both ends {c['auc_ends']}")
     for b in c["bands"]:

@@ -71,8 +71,8 @@ def test_entity_entity_links_the_planted_names(extractor: SpacyExtractor) -> Non
     assert met[0].subject_kind == met[0].object_kind == "entity"
     # A passive participle keeps its surface form: "born in", not "bear in".
     assert _find(triples, "Ada Lovelace", "born in", "London")
-    # "Her mother, Lady Byron" is an apposition naming a relation.
-    assert _find(triples, "Lady Byron", "mother of", "Ada Lovelace")
+    # "Her mother, Lady Byron" is an apposition naming a relation, from its owner to the value.
+    assert _find(triples, "Ada Lovelace", "mother", "Lady Byron")
     # A preposition carries the direct object into the predicate.
     assert _find(triples, "Lovelace", "translate article by", "Luigi Menabrea")
     # "Babbage showed her ...": the pronoun resolves to the woman named before, not to Babbage.

@@ -57,6 +57,9 @@ def subjects_of(verb: Token) -> list[Token]:
         subj = [g for c in auxes for g in c.children if g.dep_ in SUBJ_DEPS]
     if not subj and verb.dep_ == "conj" and verb.head.pos_ in ("VERB", "AUX"):
         return subjects_of(verb.head)
+    if not subj and verb.dep_ == "acl" and verb.tag_ in ("VBN", "VBG") and verb.head.pos_ in ("NOUN", "PROPN"):
+        # "Elliot See, born in Dallas,", "3Arena, owned by Live Nation,": the noun is the subject.
+        return [verb.head]
     if not subj and verb.dep_ == "xcomp":
         obj = [c for c in verb.head.children if c.dep_ in ("dobj", "dative")]
         return obj or subjects_of(verb.head)

@@ -9,6 +9,7 @@ passives without an agent ("born in"), with particle and preposition, lower case
 
 from __future__ import annotations
 
+from kg.extraction.offline import copula, fallback
 from kg.extraction.offline.clauses import is_passive, negated, object_of, predicate, subjects_of, with_conjuncts
 from kg.extraction.offline.lexicons import LINKING_VERBS, LOOSE_PREPS
 from kg.extraction.offline.parsed import Parsed
@@ -25,14 +26,13 @@ def extract(p: Parsed) -> list[Triple]:
         neg_penalty = 0.1 if negated(verb) else 0.0
         agent = next((c for c in verb.children if c.dep_ == "agent"), None)
         if agent is not None and is_passive(verb):
-            # "X was struck by Y" states the fact (Y, strike, X).
-            pred = " ".join(x for x in (negated(verb), verb.lemma_.lower()) if x)
+            # "Asterix was created by X" keeps the sentence's subject: (Asterix, created by, X).
+            pred = f"{predicate(verb)} by"
             agents = [r for t in with_conjuncts(object_of(agent) or agent) if (r := p.ref(t)) and r.kind == "entity"]
             for a in agents:
                 for s in subjects:
                     if a.named or s.named:
-                        out.append(p.triple(TripleType.ENTITY_ENTITY, a, pred, s, confidence(0.85 - neg_penalty, a, s)))
-            continue
+                        out.append(p.triple(TripleType.ENTITY_ENTITY, s, pred, a, confidence(0.85 - neg_penalty, a, s)))
         if not subjects:
             continue
         objects: list[tuple[str, Ref, float]] = []
@@ -40,7 +40,7 @@ def extract(p: Parsed) -> list[Triple]:
         for c in verb.children:
             if c.dep_ in ("dobj", "dative"):
                 for t in with_conjuncts(c):
-                    r = p.ref(t)
+                    r = p.ref(t, value=True)
                     if r is not None and r.kind == "entity":
                         objects.append((predicate(verb), r, 0.9))
             elif c.dep_ == "prep":
@@ -51,7 +51,7 @@ def extract(p: Parsed) -> list[Triple]:
                 carried = dobj if dobj is not None and dobj.pos_ == "NOUN" and dobj.i not in p.ent_at else None
                 pred = predicate(verb, c, carried)
                 for t in with_conjuncts(pobj):
-                    r = p.ref(t)
+                    r = p.ref(t, value=True)
                     if r is None or r.kind != "entity":
                         continue
                     # Circumstantial prepositions with a common noun are rarely a relation.
@@ -63,7 +63,9 @@ def extract(p: Parsed) -> list[Triple]:
                 if s.named or o.named:
                     out.append(p.triple(TripleType.ENTITY_ENTITY, s, pred, o, confidence(base - neg_penalty, s, o)))
     out.extend(_appositions(p))
-    return [t for t in out if t is not None]
+    out.extend(copula.extract(p))
+    found = [t for t in out if t is not None]
+    return found + fallback.extract(p, found)
 
 
 def _appositions(p: Parsed) -> list[Triple | None]:
@@ -86,8 +88,8 @@ def _appositions(p: Parsed) -> list[Triple | None]:
                     owner = p.ref(o, extend_of=False)
             if owner is None:
                 continue
-            mods = [c.lower_ for c in role_tok.lefts if c.dep_ in ("amod", "compound")]
-            pred = " ".join([*mods, role_tok.lemma_.lower(), "of"])
-            out.append(p.triple(TripleType.ENTITY_ENTITY, name, pred, owner, confidence(0.85, name, owner)))
+            # "X, the capital of Y" says what "X is the capital of Y" says: (Y, capital, X).
+            pred = copula.relation_words(role_tok)
+            out.append(p.triple(TripleType.ENTITY_ENTITY, owner, pred, name, confidence(0.85, name, owner)))
             break
     return out

@@ -10,6 +10,13 @@ VALUE_LABELS = frozenset({"DATE", "TIME", "PERCENT", "MONEY", "QUANTITY", "ORDIN
 SUBJ_DEPS = ("nsubj", "nsubjpass")
 MALE = frozenset({"he", "him", "his", "himself"})
 FEMALE = frozenset({"she", "her", "hers", "herself"})
+# "X is a N of Y" says X belongs to Y with these nouns; with any other, Y owns X ("a division of Y").
+MEMBERSHIP_NOUNS = frozenset("part member type kind sort form variety example one piece unit".split())
+# "the country of Denmark", "the city of Agra": the noun only classes the name that follows.
+CLASS_NOUNS = frozenset(
+    """city town village country state nation region county province district island river lake
+    mountain municipality borough parish""".split()
+)
 RELATIVE = frozenset({"who", "whom", "which", "that"})
 DANGLING = frozenset(
     {"of", "to", "in", "on", "at", "for", "with", "by", "from", "and", "or", "the", "a", "an", "that", "into"}
@@ -224,3 +231,31 @@ CAUSAL_VERBS = {
     "prompt": None,
     "spark": None,
 }
+
+# -- anaphora of things (anaphora.py) ---------------------------------------------------------
+# Pronouns for things: "it"/"its" never take a person; "they"/"their" prefer groups.
+THING_PRONOUNS = frozenset({"it", "its", "itself"})
+GROUP_PRONOUNS = frozenset({"they", "them", "their", "theirs", "themselves"})
+# "the city", "this club", "that band": the determiners that point back to something named.
+DESCRIPTION_DETERMINERS = frozenset({"the", "this", "that"})
+_PLACE_LABELS = frozenset({"GPE", "LOC"})
+_SITE_LABELS = frozenset({"FAC", "ORG", "LOC"})
+_WORK_LABELS = frozenset({"PRODUCT", "WORK_OF_ART", "ORG"})
+# Common noun -> entity labels it can stand for. Nouns in WORK_NOUNS also accept any other
+# non-person label (the small model labels titles and vessels erratically), after these.
+DESCRIPTION_LABELS: dict[str, frozenset[str]] = {
+    **dict.fromkeys(
+        """city town village capital country state nation region county province area
+        municipality district kingdom republic island""".split(),
+        _PLACE_LABELS,
+    ),
+    **dict.fromkeys(
+        """club team company firm university college school party airline organisation
+        organization institution council""".split(),
+        frozenset({"ORG"}),
+    ),
+    **dict.fromkeys(["band", "group"], frozenset({"ORG", "NORP"})),
+    **dict.fromkeys("airport stadium building bridge hotel museum station church castle palace".split(), _SITE_LABELS),
+    **dict.fromkeys("ship car rocket aircraft book album song film novel dish".split(), _WORK_LABELS),
+}
+WORK_NOUNS = frozenset("ship car rocket aircraft book album song film novel dish".split())

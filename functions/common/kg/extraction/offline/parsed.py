@@ -4,16 +4,37 @@ the people and pronoun map, and the two ways a token becomes a node name (`ref`,
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import TYPE_CHECKING
 
+from kg.extraction.offline.anaphora import resolve_things
 from kg.extraction.offline.clauses import is_proper, object_of
-from kg.extraction.offline.lexicons import EVENTIVE_NOUNS, GENERIC_NOUNS, RELATIVE, VALUE_LABELS
+from kg.extraction.offline.lexicons import CLASS_NOUNS, EVENTIVE_NOUNS, GENERIC_NOUNS, RELATIVE, VALUE_LABELS
 from kg.extraction.offline.pronouns import find_people
-from kg.extraction.offline.text import MAX_PHRASE_TOKENS, Ref, clean, ent_text
+from kg.extraction.offline.text import MAX_PHRASE_TOKENS, Ref, clean, join, name_text
 from kg.models import NodeKind, Triple, TripleType
 
 if TYPE_CHECKING:  # spaCy is an optional dependency (the `local` extra)
     from spacy.tokens import Doc, Span, Token
+
+
+def _names_not_numbers(doc: Doc) -> None:
+    """"3Arena", "4 Vesta" tagged CARDINAL: a number-looking proper noun is a name, not a value."""
+    from spacy.tokens import Span
+
+    fixed = []
+    changed = False
+    for ent in doc.ents:
+        root = ent.root
+        if ent.label_ in ("CARDINAL", "ORDINAL", "QUANTITY") and root.pos_ == "PROPN" and any(
+            ch.isalpha() for ch in root.text
+        ):
+            fixed.append(Span(doc, ent.start, ent.end, label="NAME"))
+            changed = True
+        else:
+            fixed.append(ent)
+    if changed:
+        doc.ents = fixed
 
 
 class Parsed:
@@ -22,6 +43,7 @@ class Parsed:
     def __init__(self, doc: Doc, chunk_index: int) -> None:
         self.doc = doc
         self.chunk_index = chunk_index
+        _names_not_numbers(doc)
         self.ent_at: dict[int, Span] = {}
         for ent in doc.ents:
             for tok in ent:
@@ -32,30 +54,53 @@ class Parsed:
                 self.chunk_at[tok.i] = nc
         self.people = find_people(doc, self.ent_at)
         self.pronoun_ref = self.people.pronoun_ref  # token index of a resolved pronoun -> name
+        # it/its/they and "the city" -> the head token of the named thing they stand for.
+        self.thing_ref = resolve_things(doc, self.ent_at)
 
     def ref(
-        self, tok: Token, *, allow_noun: bool = True, extend_of: bool = True, named_only: bool = False
+        self,
+        tok: Token,
+        *,
+        allow_noun: bool = True,
+        extend_of: bool = True,
+        named_only: bool = False,
+        value: bool = False,
     ) -> Ref | None:
         """The node a noun-ish token stands for, or None if it is not usable as one.
 
         `allow_noun=False` keeps proper nouns and resolved pronouns; `named_only` keeps only
-        recognised entities and resolved pronouns (a capitalised "Tragedy" is not a name).
+        recognised entities and resolved pronouns (a capitalised "Tragedy" is not a name);
+        `value` also accepts dates, numbers and quantities (as objects: "born on 1 May 1942").
         """
         if tok.pos_ == "PRON" or tok.lower_ in RELATIVE:
             if tok.i in self.pronoun_ref:
                 return Ref(self.pronoun_ref[tok.i], "pron", label="PERSON")
+            if tok.i in self.thing_ref:
+                thing = self.ref(self.doc[self.thing_ref[tok.i]], extend_of=extend_of)
+                return replace(thing, quality="pron") if thing is not None else None
             if tok.lower_ in RELATIVE and tok.head.dep_ == "relcl":
                 return self.ref(tok.head.head, allow_noun=allow_noun, extend_of=extend_of, named_only=named_only)
             return None
+        # "The city is located in ...": a definite description of a thing named before.
+        if tok.i in self.thing_ref:
+            thing = self.ref(self.doc[self.thing_ref[tok.i]], extend_of=extend_of)
+            return replace(thing, quality="pron") if thing is not None else None
         ent = self.ent_at.get(tok.i)
         if ent is not None:
             if ent.label_ in VALUE_LABELS:
-                return None
-            text = clean(ent_text(ent))
+                return self.value(tok) if value else None
+            text = clean(name_text(ent))
             kind: NodeKind = "event" if ent.label_ == "EVENT" else "entity"
             return Ref(text, "ne", kind, ent.label_) if text else None
+        if value and (measured := self.value(tok)) is not None:
+            return measured
         if tok.pos_ not in ("NOUN", "PROPN"):
             return None
+        # "the country of Denmark": the class noun gives way to the name.
+        if tok.lemma_.lower() in CLASS_NOUNS and (of := next((c for c in tok.children if c.lower_ == "of"), None)):
+            named_place = object_of(of)
+            if named_place is not None and is_proper(named_place):
+                return self.ref(named_place, allow_noun=False, extend_of=False)
         proper = is_proper(tok) or self.people.is_name(tok)
         # "her sister Bronisława", "a Polish physicist, Józef Kowalski": the name is the node.
         for c in tok.children:
@@ -76,6 +121,25 @@ class Parsed:
         kind = "event" if tok.lemma_.lower() in EVENTIVE_NOUNS else "entity"
         return Ref(text, "noun", kind)
 
+    def value(self, tok: Token) -> Ref | None:
+        """A date, time, number, quantity or amount of money, with its unit: "3.0 kg",
+        "29,000 employees", "1 January 1942"; None when the token is not part of one."""
+        ent = self.ent_at.get(tok.i)
+        if ent is not None and ent.label_ in VALUE_LABELS:
+            toks = [t for t in ent if t.tag_ != "POS"]
+            head = ent.root.head
+            # "29,000 employees", "8.3 m": the counted noun is the unit and stays with the number.
+            if ent.root.dep_ == "nummod" and head.i == ent.end and head.pos_ in ("NOUN", "PROPN"):
+                toks.append(head)
+            return Ref(clean(join(toks)), "ne", "entity", ent.label_)
+        numbers = [c for c in tok.children if c.dep_ == "nummod" and c.i < tok.i]
+        if tok.pos_ in ("NOUN", "PROPN") and numbers and (num := self.ent_at.get(numbers[0].i)) is not None:
+            if num.label_ in VALUE_LABELS:
+                return self.value(numbers[0])
+        if tok.pos_ == "NUM" and tok.like_num:
+            return Ref(tok.text, "ne", "entity", "CARDINAL")
+        return None
+
     def noun_text(self, tok: Token, *, extend_of: bool = True, keep_article: bool = False) -> str:
         nc = self.chunk_at.get(tok.i)
         if nc is not None and nc.root.i == tok.i:
@@ -94,6 +158,11 @@ class Parsed:
             if t.dep_ in ("det", "predet") and t.lower_ not in ("no", "neither") and not (
                 keep_article and t.lower_ in ("a", "an")
             ):
+                continue
+            # "its capital", "the band's genre": the thing named before, as the owner.
+            if t.i in self.thing_ref and (thing := self.ref(t, extend_of=False)) is not None:
+                words.append(f"{thing.text}'s" if t.tag_ == "PRP$" else thing.text)
+                kept.append(t)
                 continue
             if t.tag_ == "PRP$" or (t.pos_ == "PRON" and t.dep_ == "poss"):
                 name = self.pronoun_ref.get(t.i)

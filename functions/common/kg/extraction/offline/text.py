@@ -71,6 +71,26 @@ def ent_text(ent: Span) -> str:
     return join(toks).strip()
 
 
+def name_text(ent: Span) -> str:
+    """A named entity with the words the tagger left outside it: "101 Helena" (NER saw
+    "Helena"), "Acta Palaeontologica Polonica"; numbers and proper nouns that modify the name."""
+    start = ent.start
+    doc = ent.doc
+    while start > 0:
+        prev = doc[start - 1]
+        attached = ent.start <= prev.head.i < ent.end
+        # "107 Camilla was discovered": the parser hangs the number on the verb.
+        numbered = prev.pos_ == "NUM" and prev.dep_ == "npadvmod" and prev.head.i == ent.root.head.i
+        if prev.dep_ not in ("compound", "nummod", "npadvmod") or prev.pos_ not in ("PROPN", "NUM"):
+            break
+        if not (attached or numbered):
+            break
+        start -= 1
+    if start == ent.start:
+        return ent_text(ent)
+    return ent_text(doc[start : ent.end])
+
+
 def dedupe(triples: list[Triple]) -> list[Triple]:
     best: dict[tuple[Any, ...], Triple] = {}
     for t in triples:

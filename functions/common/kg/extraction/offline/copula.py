@@ -1,0 +1,205 @@
+"""ENTITY_ENTITY facts stated with "be" and "have" rather than an action verb.
+
+Relational nouns become the predicate, pointing from the owner to the value, however the
+sentence puts it:
+    "Cape Town is the capital of South Africa"   -> (South Africa, capital, Cape Town)
+    "The leader of Germany is X" / "Germany's leader is X" / "X is Germany's leader"
+                                                 -> (Germany, leader, X)
+    "The Alhambra ship beam is 8.3 m"            -> (Alhambra, ship beam, 8.3 m)
+    "Amsterdam, where the mayor is X"            -> (Amsterdam, mayor, X)
+    "101 Helena has a mass of 3.0 kg"            -> (101 Helena, mass, 3.0 kg)
+A definite "the N of Y" names one value of Y; an indefinite or bare "N of" is membership:
+    "Amarillo is part of Potter County"          -> (Amarillo, part of, Potter County)
+    "Ice cream is a type of dessert"             -> (Ice cream, type of, dessert)
+Class membership and the rest:
+    "X is a sludge metal band" / "X, a band,"    -> (X, is a, sludge metal band)
+    "Agra Airport is in Agra"                    -> (Agra Airport, is in, Agra)
+    "X is comparable to Y"                       -> (X, comparable to, Y)
+    "X has 29,000 employees"                     -> (X, has, 29,000 employees)
+At least one end must be a name, a value or a pronoun resolved to a name.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from kg.extraction.offline.clauses import negated, object_of, subjects_of, with_conjuncts
+from kg.extraction.offline.lexicons import MEMBERSHIP_NOUNS, VALUE_LABELS
+from kg.extraction.offline.parsed import Parsed
+from kg.extraction.offline.text import Ref, confidence
+from kg.models import Triple, TripleType
+
+if TYPE_CHECKING:  # spaCy is an optional dependency (the `local` extra)
+    from spacy.tokens import Token
+
+_DEFINITE = frozenset({"the", "this", "that"})
+_INDEFINITE = frozenset({"a", "an", "another", "one"})
+
+
+def extract(p: Parsed) -> list[Triple]:
+    out: list[Triple | None] = []
+    for verb in p.doc:
+        if verb.lemma_ == "be" and verb.dep_ != "auxpass" and verb.dep_ != "aux":
+            out.extend(_be(p, verb))
+        elif verb.lemma_ == "have" and verb.pos_ == "VERB":
+            out.extend(_have(p, verb))
+    for tok in p.doc:
+        if tok.dep_ == "appos":
+            out.extend(_apposition(p, tok))
+    return [t for t in out if t is not None]
+
+
+def _add(p: Parsed, out: list[Triple | None], s: Ref | None, pred: str, o: Ref | None, base: float) -> None:
+    if s is None or o is None or not (s.named or o.named):
+        return
+    out.append(p.triple(TripleType.ENTITY_ENTITY, s, pred, o, confidence(base, s, o)))
+
+
+def relation_words(noun: Token) -> str:
+    """The relational noun with the words that make it specific: "full name", "ship beam"."""
+    mods = [c for c in noun.lefts if c.dep_ in ("amod", "compound") and c.pos_ in ("ADJ", "NOUN", "VERB")]
+    return " ".join([*(m.lower_ for m in mods), noun.lower_])
+
+
+def _owner(p: Parsed, noun: Token) -> Ref | None:
+    """Y in "the N of Y", "Y's N" or "the Y N" (a proper noun compound: "the Alhambra ship beam")."""
+    for c in noun.children:
+        if c.dep_ == "poss":
+            return p.ref(c, extend_of=False)
+        if c.dep_ == "prep" and c.lower_ == "of" and (o := object_of(c)) is not None:
+            return p.ref(o, extend_of=False)
+    # "the Alhambra ship beam": the name may hang on another modifier ("Alhambra" -> "ship").
+    names = [t for c in noun.lefts if c.dep_ == "compound" for t in c.subtree if t.pos_ == "PROPN"]
+    if names:
+        r = p.ref(names[-1], allow_noun=False, extend_of=False)
+        if r is not None:
+            return r
+    # "Amsterdam, where the mayor is X": the place "where" points back to owns the mayor.
+    clause = noun.head
+    if clause.dep_ == "relcl" and any(c.lower_ == "where" for c in clause.children):
+        return p.ref(clause.head, extend_of=False)
+    return None
+
+
+def _determiner(noun: Token) -> str:
+    det = next((c for c in noun.children if c.dep_ == "det"), None)
+    return det.lower_ if det is not None else ""
+
+
+def _be(p: Parsed, verb: Token) -> list[Triple | None]:
+    out: list[Triple | None] = []
+    neg = negated(verb)
+    if neg:
+        return out  # "X is not the capital of Y" states no relation worth a node pair
+    subjects = subjects_of(verb)
+    if not subjects:
+        return out
+    for attr in (c for c in verb.children if c.dep_ in ("attr", "acomp")):
+        for a in with_conjuncts(attr):
+            for s in subjects:
+                out.extend(_be_attr(p, s, a))
+    for prep in (c for c in verb.children if c.dep_ == "prep"):
+        pobj = object_of(prep)
+        if pobj is None:
+            continue
+        for s in subjects:
+            owner = _owner(p, s) if s.pos_ == "NOUN" and s.i not in p.ent_at else None
+            for t in with_conjuncts(pobj):
+                if owner is not None:
+                    # "The rocket's final flight was on 28 October 2014".
+                    _add(p, out, owner, relation_words(s), p.ref(t, value=True), 0.8)
+                else:
+                    _add(p, out, p.ref(s, extend_of=False), f"is {prep.lower_}", p.ref(t, value=True), 0.75)
+    return out
+
+
+def _be_attr(p: Parsed, s: Token, a: Token) -> list[Triple | None]:
+    out: list[Triple | None] = []
+    if a.dep_ == "acomp" or a.pos_ == "ADJ":
+        # "X is comparable to Y", "X is affiliated with Y".
+        subj = p.ref(s, extend_of=False)
+        for prep in (c for c in a.children if c.dep_ == "prep"):
+            for t in with_conjuncts(object_of(prep) or prep):
+                if t.dep_ != "prep":
+                    _add(p, out, subj, f"{a.lower_} {prep.lower_}", p.ref(t, value=True), 0.8)
+        return out
+    subject_is_relation = s.pos_ == "NOUN" and s.i not in p.ent_at
+    if subject_is_relation and (owner := _owner(p, s)) is not None:
+        # "The leader of Germany is X", "Buzz Aldrin's nationality is the United States".
+        _add(p, out, owner, relation_words(s), p.ref(a, value=True), 0.85)
+        return out
+    subj = p.ref(s, extend_of=False)
+    if a.pos_ == "NOUN" and a.i not in p.ent_at:
+        det = _determiner(a)
+        owner = _owner(p, a)
+        of = next((c for c in a.children if c.dep_ == "prep" and c.lower_ == "of"), None)
+        if owner is not None and (det in _DEFINITE or of is None):
+            # "X is the capital of Y", "X is Y's capital".
+            _add(p, out, owner, relation_words(a), subj, 0.85)
+        elif owner is not None and a.lemma_.lower() in MEMBERSHIP_NOUNS:
+            # "X is part of Y", "X is a member of Y", "X is a type of Y".
+            _add(p, out, subj, f"{relation_words(a)} of", owner, 0.8)
+        elif owner is not None:
+            # "Acura is a division of Honda": one of Y's divisions, (Honda, division, Acura).
+            _add(p, out, owner, relation_words(a), subj, 0.8)
+        elif det not in _DEFINITE:
+            _add(p, out, subj, "is a", Ref(p.noun_text(a, extend_of=False), "noun"), 0.8)
+        # "a dish from the region of Visayas": the class's own attachments describe the subject.
+        for prep in (c for c in a.children if c.dep_ == "prep" and c.lower_ != "of"):
+            for t in with_conjuncts(object_of(prep) or prep):
+                if t.dep_ != "prep":
+                    _add(p, out, subj, f"{a.lemma_.lower()} {prep.lower_}", p.ref(t, value=True), 0.7)
+        return out
+    # "The capital is Paris", "X is Y": two names for one thing, or a value.
+    _add(p, out, subj, "is", p.ref(a, value=True), 0.6)
+    return out
+
+
+def _have(p: Parsed, verb: Token) -> list[Triple | None]:
+    out: list[Triple | None] = []
+    if negated(verb):
+        return out
+    subjects = [p.ref(s, extend_of=False) for s in subjects_of(verb)]
+    for d in (c for c in verb.children if c.dep_ == "dobj"):
+        for obj in with_conjuncts(d):
+            of = next((c for c in obj.children if c.dep_ == "prep" and c.lower_ == "of"), None)
+            value_tok = object_of(of) if of is not None else None
+            for s in subjects:
+                values = [p.ref(v, value=True) for v in with_conjuncts(value_tok)] if value_tok is not None else []
+                # "had its final flight on 16 March 1998": the date belongs to the flight.
+                values += [
+                    p.ref(v, value=True)
+                    for prep in obj.children
+                    if prep.dep_ == "prep" and prep.lower_ in ("on", "in", "at")
+                    for v in with_conjuncts(object_of(prep) or prep)
+                    if v.dep_ != "prep" and v.ent_type_ in VALUE_LABELS
+                ]
+                values += [
+                    p.ref(v, value=True)
+                    for prep in verb.children
+                    if prep.dep_ == "prep" and prep.lower_ in ("on", "in", "at") and obj.pos_ == "NOUN"
+                    for v in with_conjuncts(object_of(prep) or prep)
+                    if v.dep_ != "prep" and v.ent_type_ in VALUE_LABELS
+                ]
+                if values and obj.pos_ == "NOUN":
+                    # "has a mass of 3.0 kg", "has a population of 5,000", "has the capital of X".
+                    for v in values:
+                        _add(p, out, s, relation_words(obj), v, 0.8)
+                else:
+                    # "has 29,000 employees", "has a V8 engine".
+                    _add(p, out, s, "has", p.ref(obj, value=True), 0.7)
+    return out
+
+
+def _apposition(p: Parsed, tok: Token) -> list[Triple | None]:
+    """"Year of No Light, a sludge metal band," -> (Year of No Light, is a, sludge metal band)."""
+    out: list[Triple | None] = []
+    role, name_tok = tok, tok.head
+    if role.pos_ != "NOUN" or role.i in p.ent_at or _determiner(role) in _DEFINITE:
+        return out
+    if any(c.dep_ == "poss" or (c.dep_ == "prep" and c.lower_ == "of") for c in role.children):
+        return out  # "X, the N of Y" is a relation: entity_entity's appositions own it
+    name = p.ref(name_tok, allow_noun=False, extend_of=False)
+    if name is not None:
+        _add(p, out, name, "is a", Ref(p.noun_text(role, extend_of=False), "noun"), 0.75)
+    return out
