@@ -14,17 +14,20 @@ by the best one-to-one assignment (the Hungarian method):
   meets "leaderName"; "born in" does not meet "birthPlace").
 
 Normalising: initials joined ("A.C." = "AC"), camelCase split, lower case, parentheses and punctuation dropped, articles dropped,
-thousands separators removed from numbers ("29,000" = "29000").
+thousands separators removed from numbers ("29,000" = "29000"); a full date in any format
+becomes its year, month and day ("June 30th, 1953" = "1953-06-30").
 """
 
 from __future__ import annotations
 
+import datetime
 import re
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from functools import lru_cache
 
 import numpy as np
+from dateutil import parser as dateutil_parser
 from nltk.stem.porter import PorterStemmer
 from scipy.optimize import linear_sum_assignment
 
@@ -39,9 +42,30 @@ _THOUSANDS = re.compile(r"(?<=\d),(?=\d{3}\b)")
 _TOKEN = re.compile(r"\d+(?:\.\d+)?|[^\W_]+")
 _INITIALS = re.compile(r"\b(?:[A-Za-z]\.){2,}")  # "A.C. Milan" = "AC Milan"
 _STEMMER = PorterStemmer()
+_DATE_HINT = re.compile(r"\b\d{4}\b")
+_DATE_FILLER = re.compile(r"\b(?:the|of|on)\b", re.IGNORECASE)
+_NO_DATE = datetime.datetime(1, 1, 1)
+_OTHER_NO_DATE = datetime.datetime(2, 2, 2)
+
+
+def _iso_date(text: str) -> str | None:
+    """"June 30th, 1953" and "1953-06-30" alike: dates are compared by value, not by format."""
+    if not _DATE_HINT.search(text):
+        return None
+    text = _DATE_FILLER.sub(" ", text)  # "the 28th of October 2014"
+    try:
+        day = dateutil_parser.parse(text, default=_NO_DATE)
+    except (ValueError, OverflowError):
+        return None
+    parsed = dateutil_parser.parse(text, default=_OTHER_NO_DATE)
+    if day != parsed:  # a part was missing and filled from the default: not a full date
+        return None
+    return day.strftime("%Y %m %d")
 
 
 def tokens(text: str) -> tuple[str, ...]:
+    if (iso := _iso_date(text)) is not None:
+        return tuple(iso.split())
     text = _INITIALS.sub(lambda m: m.group().replace(".", ""), text)
     text = _THOUSANDS.sub("", _CAMEL.sub(" ", text)).lower()
     return tuple(t for t in _TOKEN.findall(text) if t not in _ARTICLES)

@@ -85,3 +85,17 @@ def test_auc_orders_by_confidence():
     assert roc_auc([0.1, 0.2, 0.8, 0.9], [True, True, False, False]) == 0.0
     assert roc_auc([0.5, 0.5], [True, False]) == 0.5
     assert roc_auc([0.5], [True]) is None
+
+
+def test_a_relation_needs_both_ends_in_order_but_no_common_predicate():
+    reference = [t("Akeem Priestley", "club", "FK Mughan")]
+    scored = score_text([t("Akeem Priestley", "play for", "FK Mughan")], reference)
+    assert (scored.tally.found_ends, scored.tally.found_triples) == (1, 0)
+    assert score_text([t("FK Mughan", "play for", "Akeem Priestley")], reference).tally.found_ends == 0
+
+
+def test_full_dates_compare_by_value_whatever_the_format():
+    assert tokens("June 30th, 1953") == tokens("1953-06-30") == ("1953", "06", "30")
+    assert tokens("the 28th of October 2014") == tokens("2014-10-28")
+    assert tokens("1953") == ("1953",)  # a year alone is a number, not a full date
+    assert tokens("Boeing 737") == ("boeing", "737")

@@ -51,10 +51,15 @@ def resolve_things(doc: Doc, ent_at: dict[int, Span]) -> dict[int, int]:
     mentions: list[_Mention] = []
     for ent in doc.ents:
         root = ent.root
-        # "Italian" in "the Italian club", "Google" in "Google engineers": a modifier, not a referent.
-        if ent.label_ in VALUE_LABELS or root.pos_ == "PRON" or root.dep_ in ("amod", "compound"):
+        if ent.label_ in VALUE_LABELS or root.pos_ == "PRON":
             continue
-        mentions.append(_Mention(root.i, root.i, ent.label_, _salience(root), root.tag_ in ("NNS", "NNPS")))
+        # "the Antares rocket": the name is the rocket, as salient as the rocket.
+        head = root.head if root.dep_ == "compound" and root.head.lemma_.lower() in DESCRIPTION_LABELS else root
+        # "Italian" in "the Italian club", "Google" in "Google engineers", "Texas" in "Abilene,
+        # Texas": a modifier of something else, not a referent.
+        if head.dep_ in ("amod", "compound") or (head.dep_ == "appos" and head.head.pos_ == "PROPN"):
+            continue
+        mentions.append(_Mention(root.i, root.i, ent.label_, _salience(head), root.tag_ in ("NNS", "NNPS")))
     if not mentions:
         return {}
     out: dict[int, int] = {}
@@ -101,8 +106,11 @@ def _is_description(tok: Token, ent_at: dict[int, Span]) -> bool:
         # apposition ("the band Queen") introduces a new one.
         if c.dep_ in ("poss", "relcl", "acl") or (c.dep_ == "prep" and c.lower_ == "of"):
             return False
-        if c.dep_ in ("appos", "compound") and c.i in ent_at:
+        if c.dep_ in ("appos", "compound") and (c.i in ent_at or c.pos_ == "PROPN"):
             return False
+    # "the capital is Washington": the name that follows says which one it is.
+    if tok.dep_ in SUBJ_DEPS and any(c.dep_ == "attr" and c.pos_ == "PROPN" for c in tok.head.children):
+        return False
     return True
 
 
@@ -136,7 +144,8 @@ def _best(
     group = nouns is None and low in GROUP_PRONOUNS
     role = "subj" if tok.dep_ in SUBJ_DEPS else "poss" if tok.dep_ == "poss" or low in ("its", "itself", "their", "themselves") else "obj"
     if nouns is not None:
-        role = "subj" if tok.dep_ in SUBJ_DEPS else "noun"
+        # "Houston is the largest city in the state": not Houston, which the clause is about.
+        role = "subj" if tok.dep_ in SUBJ_DEPS else "obj"
     k = sent_of[tok.i]
     # The heads the pronoun's own clause already has as subjects ("Paris praised it": not Paris).
     own_subjects: set[int] = set()
@@ -164,7 +173,7 @@ def _best(
         return None
     # "Marie and Pierre moved to Paris. They ...": a plural pronoun right after people, or
     # after a plural common noun subject ("the workers"), is about them, not the place.
-    if group and _people_closer(doc, tok, best[2]):
+    if nouns is None and _rival_closer(doc, tok, best[2], ent_at, resolved, group):
         return None
     return best[2]
 
@@ -183,15 +192,29 @@ def _fit(m: _Mention, low: str, noun: str | None) -> float | None:
     return None if m.label == "NORP" else 0.0
 
 
-def _people_closer(doc: Doc, tok: Token, best: _Mention) -> bool:
-    """A person or plural common noun subject since the previous sentence, not outranked by `best`."""
+def _rival_closer(
+    doc: Doc, tok: Token, best: _Mention, ent_at: dict[int, Span], resolved: dict[int, int], group: bool
+) -> bool:
+    """An unnamed subject since the previous sentence, not outranked by `best`, that fits better.
+
+    "Marie and Pierre moved to Paris. They ...": people (or a plural noun) for they/their.
+    "The runway is 4/22 and it has ...": a singular thing the model did not name, for it/its.
+    Better no answer than the wrong name.
+    """
     start = tok.sent.start
     previous = doc[start - 1].sent.start if start > 0 else 0
-    lo = max(previous, doc[best.pos].sent.start)
-    for t in doc[lo : tok.i]:
-        if t.dep_ not in SUBJ_DEPS and not (t.dep_ == "conj" and t.head.dep_ in SUBJ_DEPS):
+    # "He started his career ... and ended it": an object pronoun also looks at objects.
+    deps = (*SUBJ_DEPS, "dobj") if tok.dep_ == "dobj" and not group else SUBJ_DEPS
+    for t in doc[max(previous, doc[best.pos].sent.start) : tok.i]:
+        if t.dep_ not in deps and not (t.dep_ == "conj" and t.head.dep_ in deps):
             continue
-        people = t.ent_type_ == "PERSON" or (t.tag_ == "NNS" and not t.ent_type_) or t.lemma_.lower() in PERSON_NOUNS
-        if people and (t.i > best.pos or best.salience < _SUBJECT):
+        if t.i in resolved or (t.i <= best.pos and best.salience >= _SUBJECT):
+            continue
+        person = t.ent_type_ == "PERSON" or t.lemma_.lower() in PERSON_NOUNS
+        if group:
+            rival = person or (t.tag_ == "NNS" and t.i not in ent_at)
+        else:
+            rival = t.pos_ in ("NOUN", "PROPN") and t.tag_ in ("NN", "NNP") and t.i not in ent_at and not person
+        if rival:
             return True
     return False

@@ -42,7 +42,7 @@ def extract(p: Parsed) -> list[Triple]:
                 for t in with_conjuncts(c):
                     r = p.ref(t, value=True)
                     if r is not None and r.kind == "entity":
-                        objects.append((predicate(verb), r, 0.9))
+                        objects.append((predicate(verb), r, 0.85))
             elif c.dep_ == "prep":
                 pobj = object_of(c)
                 if pobj is None:

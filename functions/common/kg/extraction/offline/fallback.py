@@ -36,7 +36,8 @@ def extract(p: Parsed, covered: list[Triple]) -> list[Triple]:
         for (left, left_ref), (right, right_ref) in zip(phrases, phrases[1:], strict=False):
             gap = p.doc[left.end : right.start]
             pred = _relation(gap)
-            if pred is None or not (left_ref.named or right_ref.named):
+            # Between two names only: with a common-noun end, 1 in 30 was right on the development set.
+            if pred is None or not (left_ref.named and right_ref.named):
                 continue
             triple = p.triple(TripleType.ENTITY_ENTITY, left_ref, pred, right_ref, confidence(0.5, left_ref, right_ref))
             if triple is not None:

@@ -78,8 +78,11 @@ class Parsed:
             if tok.i in self.thing_ref:
                 thing = self.ref(self.doc[self.thing_ref[tok.i]], extend_of=extend_of)
                 return replace(thing, quality="pron") if thing is not None else None
-            if tok.lower_ in RELATIVE and tok.head.dep_ == "relcl":
-                return self.ref(tok.head.head, allow_noun=allow_noun, extend_of=extend_of, named_only=named_only)
+            if tok.lower_ in RELATIVE or tok.lower_ == "whose":
+                # "Chicago, the leader of which is X", "Uruguay, whose leader is X": the clause's antecedent.
+                clause = next((a for a in tok.ancestors if a.dep_ in ("relcl", "acl")), None)
+                if clause is not None and clause.head.pos_ in ("NOUN", "PROPN"):
+                    return self.ref(clause.head, allow_noun=allow_noun, extend_of=extend_of, named_only=named_only)
             return None
         # "The city is located in ...": a definite description of a thing named before.
         if tok.i in self.thing_ref:
