@@ -49,8 +49,11 @@ def extract(p: Parsed) -> list[Triple]:
     return [t for t in out if t is not None]
 
 
-def _add(p: Parsed, out: list[Triple | None], s: Ref | None, pred: str, o: Ref | None, base: float) -> None:
-    if s is None or o is None or not (s.named or o.named):
+def _add(
+    p: Parsed, out: list[Triple | None], s: Ref | None, pred: str, o: Ref | None, base: float, *, definition: bool = False
+) -> None:
+    """`definition`: "Ice cream is a type of dessert" holds between two common nouns as well."""
+    if s is None or o is None or not (s.named or o.named or definition):
         return
     out.append(p.triple(TripleType.ENTITY_ENTITY, s, pred, o, confidence(base, s, o)))
 
@@ -115,6 +118,12 @@ def _be(p: Parsed, verb: Token) -> list[Triple | None]:
 
 def _be_attr(p: Parsed, s: Token, a: Token) -> list[Triple | None]:
     out: list[Triple | None] = []
+    subject_is_relation = s.pos_ == "NOUN" and s.i not in p.ent_at
+    if subject_is_relation and (owner := _owner(p, s)) is not None and (value := p.ref(a, value=True)) is not None:
+        # "The leader of Germany is X", "Buzz Aldrin's nationality is the United States" (and
+        # "Switzerland's capital is Bern", where the parser makes "Bern" an adjective).
+        _add(p, out, owner, relation_words(s), value, 0.85, definition=True)
+        return out
     if a.dep_ == "acomp" or a.pos_ == "ADJ":
         # "X is comparable to Y", "X is affiliated with Y".
         subj = p.ref(s, extend_of=False)
@@ -123,11 +132,6 @@ def _be_attr(p: Parsed, s: Token, a: Token) -> list[Triple | None]:
                 if t.dep_ != "prep":
                     _add(p, out, subj, f"{a.lower_} {prep.lower_}", p.ref(t, value=True), 0.8)
         return out
-    subject_is_relation = s.pos_ == "NOUN" and s.i not in p.ent_at
-    if subject_is_relation and (owner := _owner(p, s)) is not None:
-        # "The leader of Germany is X", "Buzz Aldrin's nationality is the United States".
-        _add(p, out, owner, relation_words(s), p.ref(a, value=True), 0.85)
-        return out
     subj = p.ref(s, extend_of=False)
     if a.pos_ == "NOUN" and a.i not in p.ent_at:
         det = _determiner(a)
@@ -135,15 +139,15 @@ def _be_attr(p: Parsed, s: Token, a: Token) -> list[Triple | None]:
         of = next((c for c in a.children if c.dep_ == "prep" and c.lower_ == "of"), None)
         if owner is not None and (det in _DEFINITE or of is None):
             # "X is the capital of Y", "X is Y's capital".
-            _add(p, out, owner, relation_words(a), subj, 0.85)
+            _add(p, out, owner, relation_words(a), subj, 0.85, definition=True)
         elif owner is not None and a.lemma_.lower() in MEMBERSHIP_NOUNS:
             # "X is part of Y", "X is a member of Y", "X is a type of Y".
-            _add(p, out, subj, f"{relation_words(a)} of", owner, 0.8)
+            _add(p, out, subj, f"{relation_words(a)} of", owner, 0.8, definition=True)
         elif owner is not None:
             # "Acura is a division of Honda": one of Y's divisions, (Honda, division, Acura).
-            _add(p, out, owner, relation_words(a), subj, 0.8)
+            _add(p, out, owner, relation_words(a), subj, 0.8, definition=True)
         elif det not in _DEFINITE:
-            _add(p, out, subj, "is a", Ref(p.noun_text(a, extend_of=False), "noun"), 0.8)
+            _add(p, out, subj, "is a", Ref(p.noun_text(a, extend_of=False), "noun"), 0.8, definition=True)
         # "a dish from the region of Visayas": the class's own attachments describe the subject.
         for prep in (c for c in a.children if c.dep_ == "prep" and c.lower_ != "of"):
             for t in with_conjuncts(object_of(prep) or prep):

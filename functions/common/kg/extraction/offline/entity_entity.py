@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from kg.extraction.offline import copula, fallback
 from kg.extraction.offline.clauses import is_passive, negated, object_of, predicate, subjects_of, with_conjuncts
-from kg.extraction.offline.lexicons import LINKING_VERBS, LOOSE_PREPS
+from kg.extraction.offline.lexicons import LINKING_VERBS, LOOSE_PREPS, MEMBERSHIP_NOUNS
 from kg.extraction.offline.parsed import Parsed
 from kg.extraction.offline.text import Ref, confidence
 from kg.models import Triple, TripleType
@@ -90,6 +90,10 @@ def _appositions(p: Parsed) -> list[Triple | None]:
                 continue
             # "X, the capital of Y" says what "X is the capital of Y" says: (Y, capital, X).
             pred = copula.relation_words(role_tok)
-            out.append(p.triple(TripleType.ENTITY_ENTITY, owner, pred, name, confidence(0.85, name, owner)))
+            if role_tok.lemma_.lower() in MEMBERSHIP_NOUNS:
+                # "Abilene, part of Jones County," keeps its subject: (Abilene, part of, Jones County).
+                out.append(p.triple(TripleType.ENTITY_ENTITY, name, f"{pred} of", owner, confidence(0.8, name, owner)))
+            else:
+                out.append(p.triple(TripleType.ENTITY_ENTITY, owner, pred, name, confidence(0.85, name, owner)))
             break
     return out

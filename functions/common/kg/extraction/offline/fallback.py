@@ -28,11 +28,22 @@ _GAP_POS = frozenset({"VERB", "AUX", "ADP", "PART", "ADV", "ADJ", "NOUN", "DET"}
 def extract(p: Parsed, covered: list[Triple]) -> list[Triple]:
     """Triples for the sentences none of `covered` comes from (judged by their ends' text)."""
     out: list[Triple] = []
-    for sent in p.doc.sents:
+    sents = list(p.doc.sents)
+    sent_of = [0] * len(p.doc)
+    for k, sent in enumerate(sents):
+        sent_of[sent.start : sent.end] = [k] * (sent.end - sent.start)
+    ents: dict[int, list[Span]] = {}
+    for ent in p.doc.ents:
+        ents.setdefault(sent_of[ent.start], []).append(ent)
+    chunks: dict[int, list[Span]] = {}
+    for nc in p.noun_chunks:
+        if sent_of[nc.start] == sent_of[nc.end - 1]:
+            chunks.setdefault(sent_of[nc.start], []).append(nc)
+    for k, sent in enumerate(sents):
         text = sent.text
         if any(t.subject in text and t.object in text for t in covered):
             continue
-        phrases = _phrases(p, sent)
+        phrases = _phrases(p, ents.get(k, []), chunks.get(k, []))
         for (left, left_ref), (right, right_ref) in zip(phrases, phrases[1:], strict=False):
             gap = p.doc[left.end : right.start]
             pred = _relation(gap)
@@ -45,11 +56,11 @@ def extract(p: Parsed, covered: list[Triple]) -> list[Triple]:
     return out
 
 
-def _phrases(p: Parsed, sent: Span) -> list[tuple[Span, Ref]]:
-    """Named entities, values and noun chunks of the sentence, left to right, not overlapping."""
+def _phrases(p: Parsed, ents: list[Span], chunks: list[Span]) -> list[tuple[Span, Ref]]:
+    """Named entities, values and noun chunks of one sentence, left to right, not overlapping."""
     spans: list[tuple[Span, Ref]] = []
     taken: set[int] = set()
-    for ent in sent.ents:
+    for ent in ents:
         if ent.label_ in VALUE_LABELS:
             ref = Ref(clean(join(list(ent))), "ne", "entity", ent.label_)
         else:
@@ -57,8 +68,8 @@ def _phrases(p: Parsed, sent: Span) -> list[tuple[Span, Ref]]:
         if ref.text:
             spans.append((ent, ref))
             taken.update(range(ent.start, ent.end))
-    for nc in p.doc.noun_chunks:
-        if nc.start < sent.start or nc.end > sent.end or any(i in taken for i in range(nc.start, nc.end)):
+    for nc in chunks:
+        if any(i in taken for i in range(nc.start, nc.end)):
             continue
         if nc.root.pos_ == "PRON" and nc.root.i not in p.pronoun_ref:
             continue

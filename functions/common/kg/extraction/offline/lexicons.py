@@ -11,7 +11,10 @@ SUBJ_DEPS = ("nsubj", "nsubjpass")
 MALE = frozenset({"he", "him", "his", "himself"})
 FEMALE = frozenset({"she", "her", "hers", "herself"})
 # "X is a N of Y" says X belongs to Y with these nouns; with any other, Y owns X ("a division of Y").
-MEMBERSHIP_NOUNS = frozenset("part member type kind sort form variety example one piece unit".split())
+MEMBERSHIP_NOUNS = frozenset(
+    """part member type kind sort form variety example one piece unit national citizen resident
+    native graduate alumnus student""".split()
+)
 # "the country of Denmark", "the city of Agra": the noun only classes the name that follows.
 CLASS_NOUNS = frozenset(
     """city town village country state nation region county province district island river lake

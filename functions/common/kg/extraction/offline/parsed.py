@@ -49,7 +49,9 @@ class Parsed:
             for tok in ent:
                 self.ent_at[tok.i] = ent
         self.chunk_at: dict[int, Span] = {}
-        for nc in doc.noun_chunks:
+        self._refs: dict[tuple[int, bool, bool, bool, bool], Ref | None] = {}
+        self.noun_chunks: list[Span] = list(doc.noun_chunks)  # spaCy recomputes them on every access
+        for nc in self.noun_chunks:
             for tok in nc:
                 self.chunk_at[tok.i] = nc
         self.people = find_people(doc, self.ent_at)
@@ -72,6 +74,13 @@ class Parsed:
         recognised entities and resolved pronouns (a capitalised "Tragedy" is not a name);
         `value` also accepts dates, numbers and quantities (as objects: "born on 1 May 1942").
         """
+        # Every rule asks about the same few tokens: one answer per token and question.
+        key = (tok.i, allow_noun, extend_of, named_only, value)
+        if key not in self._refs:
+            self._refs[key] = self._ref(tok, allow_noun, extend_of, named_only, value)
+        return self._refs[key]
+
+    def _ref(self, tok: Token, allow_noun: bool, extend_of: bool, named_only: bool, value: bool) -> Ref | None:
         if tok.pos_ == "PRON" or tok.lower_ in RELATIVE:
             if tok.i in self.pronoun_ref:
                 return Ref(self.pronoun_ref[tok.i], "pron", label="PERSON")
@@ -130,6 +139,9 @@ class Parsed:
         ent = self.ent_at.get(tok.i)
         if ent is not None and ent.label_ in VALUE_LABELS:
             toks = [t for t in ent if t.tag_ != "POS"]
+            # "$40,000": NER may leave the currency sign outside the amount.
+            if ent.start > 0 and self.doc[ent.start - 1].tag_ == "$":
+                toks.insert(0, self.doc[ent.start - 1])
             head = ent.root.head
             # "29,000 employees", "8.3 m": the counted noun is the unit and stays with the number.
             if ent.root.dep_ == "nummod" and head.i == ent.end and head.pos_ in ("NOUN", "PROPN"):

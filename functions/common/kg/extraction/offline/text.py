@@ -52,7 +52,12 @@ def clean(text: str) -> str:
         # A cut phrase must not end mid-phrase ("... give up Marie's", "... capital of").
         while len(words) > 1 and (words[-1].lower() in DANGLING or words[-1].endswith("'s")):
             words.pop()
-    return " ".join(words).strip(" ,;:.-")
+    phrase = " ".join(words).strip(" ,;:-")
+    # The dot of an abbreviation stays ("10 a.m.", "Stoke City F.C."); a sentence's full stop goes.
+    last = phrase.rsplit(" ", 1)[-1]
+    if phrase.endswith(".") and not (last.count(".") > 1 and len(last) <= 6):
+        phrase = phrase.rstrip(".").rstrip(" ,;:-")
+    return phrase
 
 
 def join(tokens: Sequence[Token]) -> str:
@@ -86,9 +91,13 @@ def name_text(ent: Span) -> str:
         if not (attached or numbered):
             break
         start -= 1
-    if start == ent.start:
+    end = ent.end
+    # NER sometimes runs a name into the verb after it ("the Memorial is").
+    while end - 1 > start and doc[end - 1].pos_ in ("AUX", "VERB", "ADP", "CCONJ", "PUNCT"):
+        end -= 1
+    if (start, end) == (ent.start, ent.end):
         return ent_text(ent)
-    return ent_text(doc[start : ent.end])
+    return ent_text(doc[start:end])
 
 
 def dedupe(triples: list[Triple]) -> list[Triple]:
