@@ -71,6 +71,9 @@ def subjects_of(verb: Token) -> list[Token]:
 
 
 def is_passive(verb: Token) -> bool:
+    # "soldiers killed in the battle": a past participle modifying its noun is passive too.
+    if verb.dep_ == "acl" and verb.tag_ == "VBN":
+        return True
     return any(c.dep_ in ("nsubjpass", "auxpass") for c in verb.children)
 
 

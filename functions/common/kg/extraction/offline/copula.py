@@ -65,11 +65,13 @@ def relation_words(noun: Token) -> str:
 
 
 def _owner(p: Parsed, noun: Token) -> Ref | None:
-    """Y in "the N of Y", "Y's N" or "the Y N" (a proper noun compound: "the Alhambra ship beam")."""
+    """Y in "the N of Y", "Y's N", "the Y N" (a proper noun compound: "the Alhambra ship beam")
+    or "the largest N in Y" (a superlative or ordinal picks one N of Y's)."""
+    unique = any(c.tag_ == "JJS" or c.ent_type_ == "ORDINAL" for c in noun.lefts)
     for c in noun.children:
         if c.dep_ == "poss":
             return p.ref(c, extend_of=False)
-        if c.dep_ == "prep" and c.lower_ == "of" and (o := object_of(c)) is not None:
+        if c.dep_ == "prep" and (c.lower_ == "of" or (unique and c.lower_ == "in")) and (o := object_of(c)) is not None:
             return p.ref(o, extend_of=False)
     # "the Alhambra ship beam": the name may hang on another modifier ("Alhambra" -> "ship").
     names = [t for c in noun.lefts if c.dep_ == "compound" for t in c.subtree if t.pos_ == "PROPN"]
@@ -136,7 +138,8 @@ def _be_attr(p: Parsed, s: Token, a: Token) -> list[Triple | None]:
     if a.pos_ == "NOUN" and a.i not in p.ent_at:
         det = _determiner(a)
         owner = _owner(p, a)
-        of = next((c for c in a.children if c.dep_ == "prep" and c.lower_ == "of"), None)
+        unique = any(c.tag_ == "JJS" or c.ent_type_ == "ORDINAL" for c in a.lefts)
+        of = next((c for c in a.children if c.dep_ == "prep" and (c.lower_ == "of" or (unique and c.lower_ == "in"))), None)
         if owner is not None and (det in _DEFINITE or of is None):
             # "X is the capital of Y", "X is Y's capital".
             _add(p, out, owner, relation_words(a), subj, 0.85, definition=True)

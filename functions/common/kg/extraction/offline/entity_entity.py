@@ -9,6 +9,8 @@ passives without an agent ("born in"), with particle and preposition, lower case
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from kg.extraction.offline import copula, fallback
 from kg.extraction.offline.clauses import is_passive, negated, object_of, predicate, subjects_of, with_conjuncts
 from kg.extraction.offline.lexicons import LINKING_VERBS, LOOSE_PREPS, MEMBERSHIP_NOUNS
@@ -16,13 +18,16 @@ from kg.extraction.offline.parsed import Parsed
 from kg.extraction.offline.text import Ref, confidence
 from kg.models import Triple, TripleType
 
+if TYPE_CHECKING:  # spaCy is an optional dependency (the `local` extra)
+    from spacy.tokens import Token
+
 
 def extract(p: Parsed) -> list[Triple]:
     out: list[Triple | None] = []
     for verb in p.doc:
         if verb.pos_ != "VERB" or verb.lemma_ in ("be", "have") or verb.lemma_ in LINKING_VERBS - {"become"}:
             continue
-        subjects = [r for s in subjects_of(verb) if (r := p.ref(s, extend_of=False)) and r.kind == "entity"]
+        subjects = [r for s in subjects_of(verb) if (r := _subject(p, s)) and r.kind == "entity"]
         neg_penalty = 0.1 if negated(verb) else 0.0
         agent = next((c for c in verb.children if c.dep_ == "agent"), None)
         if agent is not None and is_passive(verb):
@@ -66,6 +71,14 @@ def extract(p: Parsed) -> list[Triple]:
     out.extend(copula.extract(p))
     found = [t for t in out if t is not None]
     return found + fallback.extract(p, found)
+
+
+def _subject(p: Parsed, tok: Token) -> Ref | None:
+    """A name as it stands; a common noun with what it belongs to ("the ground of A.S. Gubbio")."""
+    short = p.ref(tok, extend_of=False)
+    if short is not None and short.quality == "noun":
+        return p.ref(tok)
+    return short
 
 
 def _appositions(p: Parsed) -> list[Triple | None]:

@@ -91,7 +91,13 @@ class Parsed:
                 # "Chicago, the leader of which is X", "Uruguay, whose leader is X": the clause's antecedent.
                 clause = next((a for a in tok.ancestors if a.dep_ in ("relcl", "acl")), None)
                 if clause is not None and clause.head.pos_ in ("NOUN", "PROPN"):
-                    return self.ref(clause.head, allow_noun=allow_noun, extend_of=extend_of, named_only=named_only)
+                    antecedent = clause.head
+                    # "X was a fighter pilot who was born in Y": the one born is X.
+                    if antecedent.dep_ == "attr" and antecedent.pos_ == "NOUN" and antecedent.head.lemma_ == "be":
+                        subject = next((c for c in antecedent.head.children if c.dep_ == "nsubj"), None)
+                        if subject is not None:
+                            antecedent = subject
+                    return self.ref(antecedent, allow_noun=allow_noun, extend_of=extend_of, named_only=named_only)
             return None
         # "The city is located in ...": a definite description of a thing named before.
         if tok.i in self.thing_ref:
