@@ -48,6 +48,13 @@ def resolve_things(doc: Doc, ent_at: dict[int, Span]) -> dict[int, int]:
     """Token index of a resolved it/its/they/their or "the <class noun>" -> antecedent root index."""
     sents = list(doc.sents)
     sent_of = {t.i: k for k, s in enumerate(sents) for t in s}
+    # A blank line (or a heading, blanked before parsing) ends what "it" and "they" can reach.
+    paragraph = 0
+    para_of: dict[int, int] = {}
+    for t in doc:
+        if t.is_space and t.text.count("\n") >= 2:
+            paragraph += 1
+        para_of[t.i] = paragraph
     mentions: list[_Mention] = []
     for ent in doc.ents:
         root = ent.root
@@ -68,9 +75,9 @@ def resolve_things(doc: Doc, ent_at: dict[int, Span]) -> dict[int, int]:
         if tok.pos_ == "PRON" and (low in THING_PRONOUNS or low in GROUP_PRONOUNS):
             if low in ("it", "they") and _expletive(tok):
                 continue
-            best = _best(doc, tok, ent_at, mentions, sent_of, out, nouns=None)
+            best = _best(doc, tok, ent_at, mentions, sent_of, para_of, out, nouns=None)
         elif _is_description(tok, ent_at):
-            best = _best(doc, tok, ent_at, mentions, sent_of, out, nouns=tok.lemma_.lower())
+            best = _best(doc, tok, ent_at, mentions, sent_of, para_of, out, nouns=tok.lemma_.lower())
         else:
             continue
         if best is None:
@@ -137,6 +144,7 @@ def _best(
     ent_at: dict[int, Span],
     mentions: list[_Mention],
     sent_of: dict[int, int],
+    para_of: dict[int, int],
     resolved: dict[int, int],
     nouns: str | None,
 ) -> _Mention | None:
@@ -158,6 +166,8 @@ def _best(
     best: tuple[float, int, _Mention] | None = None
     for m in mentions:
         if m.pos >= tok.i or k - sent_of[m.pos] > MAX_SENTENCE_DISTANCE or m.pos in own_phrase:
+            continue
+        if para_of[m.pos] != para_of[tok.i]:
             continue
         if role == "obj" and m.head in own_subjects:
             continue

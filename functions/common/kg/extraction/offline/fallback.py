@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 
 from kg.extraction.offline.lexicons import VALUE_LABELS
 from kg.extraction.offline.parsed import Parsed
-from kg.extraction.offline.text import Ref, clean, confidence, join, name_text
+from kg.extraction.offline.text import Ref, clean, confidence, name_text
 from kg.models import Triple, TripleType
 
 if TYPE_CHECKING:  # spaCy is an optional dependency (the `local` extra)
@@ -45,6 +45,10 @@ def extract(p: Parsed, covered: list[Triple]) -> list[Triple]:
             continue
         phrases = _phrases(p, ents.get(k, []), chunks.get(k, []))
         for (left, left_ref), (right, right_ref) in zip(phrases, phrases[1:], strict=False):
+            if left_ref.label in VALUE_LABELS or left.root.pos_ == "ADJ":
+                # A date or a number is an object, never the one a relation starts from; an
+                # adjective ("American newspapers") is not the subject either.
+                continue
             gap = p.doc[left.end : right.start]
             pred = _relation(gap)
             # Between two names only: with a common-noun end, 1 in 30 was right on the development set.
@@ -62,12 +66,12 @@ def _phrases(p: Parsed, ents: list[Span], chunks: list[Span]) -> list[tuple[Span
     taken: set[int] = set()
     for ent in ents:
         if ent.label_ in VALUE_LABELS:
-            ref = Ref(clean(join(list(ent))), "ne", "entity", ent.label_)
+            ref = p.value(ent.root)
         else:
             ref = Ref(clean(name_text(ent)), "ne", "entity", ent.label_)
-        if ref.text:
+        taken.update(range(ent.start, ent.end))
+        if ref is not None and ref.text:
             spans.append((ent, ref))
-            taken.update(range(ent.start, ent.end))
     for nc in chunks:
         if any(i in taken for i in range(nc.start, nc.end)):
             continue

@@ -11,7 +11,7 @@ from kg.extraction.offline.anaphora import resolve_things
 from kg.extraction.offline.clauses import is_proper, object_of
 from kg.extraction.offline.lexicons import CLASS_NOUNS, EVENTIVE_NOUNS, GENERIC_NOUNS, RELATIVE, VALUE_LABELS
 from kg.extraction.offline.pronouns import find_people
-from kg.extraction.offline.text import MAX_PHRASE_TOKENS, Ref, clean, join, name_text
+from kg.extraction.offline.text import MAX_PHRASE_TOKENS, Ref, clean, join, name_text, possessive
 from kg.models import NodeKind, Triple, TripleType
 
 if TYPE_CHECKING:  # spaCy is an optional dependency (the `local` extra)
@@ -141,25 +141,39 @@ class Parsed:
 
     def value(self, tok: Token) -> Ref | None:
         """A date, time, number, quantity or amount of money, with its unit: "3.0 kg",
-        "29,000 employees", "1 January 1942"; None when the token is not part of one."""
+        "29,000 employees", "two hundred radiology posts", "1 January 1942"; None when the token
+        is not part of one, and for dates without a number ("years", "the following winter"),
+        which place nothing on a time line."""
         ent = self.ent_at.get(tok.i)
         if ent is not None and ent.label_ in VALUE_LABELS:
-            toks = [t for t in ent if t.tag_ != "POS"]
-            # "$40,000": NER may leave the currency sign outside the amount.
-            if ent.start > 0 and self.doc[ent.start - 1].tag_ == "$":
-                toks.insert(0, self.doc[ent.start - 1])
+            if ent.label_ == "ORDINAL":
+                return None  # "the first", "second": a rank, not a value that stands alone
             head = ent.root.head
             # "29,000 employees", "8.3 m": the counted noun is the unit and stays with the number.
-            if ent.root.dep_ == "nummod" and head.i == ent.end and head.pos_ in ("NOUN", "PROPN"):
-                toks.append(head)
-            return Ref(clean(join(toks)), "ne", "entity", ent.label_)
+            if ent.root.dep_ == "nummod" and head.pos_ in ("NOUN", "PROPN") and head.i >= ent.end:
+                return self._measured(head, ent)
+            if ent.label_ in ("DATE", "TIME") and not any(ch.isdigit() for ch in ent.text):
+                return None
+            return Ref(clean(join(self._with_currency(ent.start, list(ent)))), "ne", "entity", ent.label_)
         numbers = [c for c in tok.children if c.dep_ == "nummod" and c.i < tok.i]
         if tok.pos_ in ("NOUN", "PROPN") and numbers and (num := self.ent_at.get(numbers[0].i)) is not None:
             if num.label_ in VALUE_LABELS:
-                return self.value(numbers[0])
+                return self._measured(tok, num)
         if tok.pos_ == "NUM" and tok.like_num:
             return Ref(tok.text, "ne", "entity", "CARDINAL")
         return None
+
+    def _measured(self, noun: Token, number: Span) -> Ref:
+        """The number and the noun it counts, with the words between ("two hundred fixed posts")."""
+        start = min(number.start, noun.left_edge.i)
+        toks = [t for t in self.doc[start : noun.i + 1] if t.dep_ != "det" and t.tag_ != "POS" and not t.is_punct]
+        return Ref(clean(join(self._with_currency(start, toks))), "ne", "entity", number.label_)
+
+    def _with_currency(self, start: int, toks: list[Token]) -> list[Token]:
+        # "$40,000": NER may leave the currency sign outside the amount.
+        if start > 0 and self.doc[start - 1].tag_ == "$":
+            return [self.doc[start - 1], *toks]
+        return toks
 
     def noun_text(self, tok: Token, *, extend_of: bool = True, keep_article: bool = False) -> str:
         nc = self.chunk_at.get(tok.i)
@@ -182,13 +196,13 @@ class Parsed:
                 continue
             # "its capital", "the band's genre": the thing named before, as the owner.
             if t.i in self.thing_ref and (thing := self.ref(t, extend_of=False)) is not None:
-                words.append(f"{thing.text}'s" if t.tag_ == "PRP$" else thing.text)
+                words.append(possessive(thing.text) if t.tag_ == "PRP$" else thing.text)
                 kept.append(t)
                 continue
             if t.tag_ == "PRP$" or (t.pos_ == "PRON" and t.dep_ == "poss"):
                 name = self.pronoun_ref.get(t.i)
                 if name:
-                    words.append(f"{name}'s")
+                    words.append(possessive(name))
                 continue
             if t.tag_ == "POS":
                 if words:

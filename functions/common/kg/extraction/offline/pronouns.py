@@ -164,6 +164,11 @@ def _resolve_pronouns(doc: Doc, ent_at: dict[int, Span], people: People) -> None
             )
             if role == "subj" and m.is_subject:
                 score += 0.75
+                # "Irène shared her mother's fate, and she died in 1956": the subject of the
+                # clause this one is joined to, unless the gender says otherwise.
+                joined = doc[clause]
+                if joined.dep_ == "conj" and m.clause == joined.head.i and g != -want:
+                    score += 3.0
             # "Marie defended her thesis": only when the gender agrees for sure, since
             # "Lippmann presented her report" is just as grammatical.
             if role == "poss" and same_clause and g == want:

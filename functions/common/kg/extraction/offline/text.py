@@ -70,6 +70,11 @@ def join(tokens: Sequence[Token]) -> str:
     return "".join(parts)
 
 
+def possessive(name: str) -> str:
+    """"Marie's", "the Curies'"."""
+    return f"{name}'" if name.endswith("s") else f"{name}'s"
+
+
 def ent_text(ent: Span) -> str:
     """An entity as a node name: no leading article, no possessive "'s"."""
     toks = [t for t in ent if not (t.i == ent.start and t.lower_ in ("the", "a", "an")) and t.tag_ != "POS"]
