@@ -10,8 +10,9 @@ by the best one-to-one assignment (the Hungarian method):
   object, in that order, whatever the predicate says;
 - a *triple* is found when its subject is found in the reference's subject, its object in the
   reference's object (direction counts: a reversed passive is wrong), and the predicates share a
-  content word, compared by Porter stem of the lemma ("located in" meets "location", "leader of"
-  meets "leaderName"; "born in" does not meet "birthPlace").
+  content word, compared by Porter stem of the lemma, a verb also standing for the nouns English
+  derives from it: "located in" meets "location", "leader of" meets "leaderName", "owned by"
+  meets "owner", "born in" meets "birthPlace"; "plays for" does not meet "club".
 
 Normalising: initials joined ("A.C." = "AC"), camelCase split, lower case, parentheses and punctuation dropped, articles dropped,
 thousands separators removed from numbers ("29,000" = "29000"); a full date in any format
@@ -94,8 +95,23 @@ Lemmatise = Callable[[str], list[str]]
 
 
 def predicate_stems(predicate: str, lemmatise: Lemmatise) -> frozenset[str]:
+    """Stems of the predicate's content words and of the nouns derived from its verbs."""
     words = " ".join(tokens(predicate))
-    return frozenset(_stem(w) for w in lemmatise(words) if w not in _PREDICATE_STOP and w.isalpha())
+    lemmas = [w for w in lemmatise(words) if w not in _PREDICATE_STOP and w.isalpha()]
+    return frozenset(_stem(form) for w in lemmas for form in (w, *_derived_nouns(w)))
+
+
+# Nouns English derives irregularly from a verb ("born in" states a birthplace).
+_IRREGULAR_NOUNS = {"bear": ("birth",), "die": ("death",), "marry": ("marriage",)}
+
+
+def _derived_nouns(verb: str) -> tuple[str, ...]:
+    """The agent nouns of a verb ("lead" -> "leader", "operate" -> "operator", "own" -> "owner")
+    and its irregular nominalisation: "led by" names the leader, "born in" the birth place."""
+    forms = [verb + "er", verb + "or"]
+    if verb.endswith("e"):
+        forms += [verb + "r", verb[:-1] + "or"]
+    return (*forms, *_IRREGULAR_NOUNS.get(verb, ()))
 
 
 @lru_cache(maxsize=65536)

@@ -1,7 +1,8 @@
 """Extraction quality on the WebNLG development set (../shared/quality/webnlg-dev.jsonl).
 
     .venv/bin/python bench/quality.py                      # the offline extractor
-    .venv/bin/python bench/quality.py --extractor openai   # the LLM extractor (needs OPENAI_API_KEY)
+    .venv/bin/python bench/quality.py --extractor openai   # the LLM extractor: OPENAI_API_KEY (and
+                                                           # OPENAI_BASE_URL, KG_LLM_MODEL) as for kg
     .venv/bin/python bench/quality.py --show 20            # also print 20 texts with what was missed
 
 Each text is one chunk; the entity-entity triples are scored, since the references are facts
@@ -24,7 +25,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import REPO, machine  # noqa: E402
 from _quality_score import Tally, Triple3, as_triple, ends_matched, roc_auc, score_text  # noqa: E402
 
-from kg.models import Chunk, TripleType  # noqa: E402
+from kg.models import Chunk, LlmUsage, TripleType  # noqa: E402
 from kg.nlp import load_spacy  # noqa: E402
 from kg.settings import Settings  # noqa: E402
 
@@ -36,6 +37,8 @@ def build_extractor(kind: str):
     from kg import providers
 
     settings = Settings(llm_provider=kind)
+    if kind == "openai" and not settings.openai_api_key:
+        sys.exit("--extractor openai needs OPENAI_API_KEY (and OPENAI_BASE_URL for another compatible endpoint)")
     return providers.default_extractor(settings), settings
 
 
@@ -71,6 +74,7 @@ def main() -> None:
     misses: list[str] = []
     tokens = 0
     extract_s = 0.0
+    usage = LlmUsage()
     for k, row in enumerate(rows):
         text = row["text"]
         chunk = Chunk(document_id=row["id"], index=0, text=text, start_char=0, end_char=len(text), tokens=0)
@@ -78,6 +82,7 @@ def main() -> None:
         started = time.perf_counter()
         extraction = extractor.extract(chunk, list(TripleType))
         extract_s += time.perf_counter() - started
+        usage = usage.add(extraction.usage)
         ee = [t for t in extraction.triples if t.type == TripleType.ENTITY_ENTITY]
         other_types.update(t.type.value for t in extraction.triples if t.type != TripleType.ENTITY_ENTITY)
         predicted = [as_triple(t.subject, t.predicate, t.object, lemmatise) for t in ee]
@@ -116,6 +121,8 @@ def main() -> None:
         "other_types": dict(other_types),
         "confidence": _confidence_report(confidences, right_triple, right_ends),
         "extract_tokens_per_s": round(tokens / extract_s, 1) if extract_s else None,
+        "llm_usage": usage.model_dump(),
+        "model": settings.llm_model if args.extractor == "openai" else settings.spacy_model,
         "machine": machine(),
     }
     for line in misses:
@@ -143,10 +150,10 @@ def _confidence_report(conf: list[float], right_triple: list[bool], right_ends: 
 
 def _print(r: dict) -> None:
     ep, rp, tp = r["entity_prf"], r["relation_prf"], r["triple_prf"]
-    print(f"extractor {r['extractor']}, {r['texts']} texts (entity-entity triples scored)")
+    print(f"extractor {r['extractor']} ({r['model']}), {r['texts']} texts (entity-entity triples scored)")
     print(f"  entity  P {ep[0]:.3f}  R {ep[1]:.3f}  F1 {ep[2]:.3f}")
     print(f"  relation P {rp[0]:.3f}  R {rp[1]:.3f}  F1 {rp[2]:.3f}   (subject and object, in order)")
-    print(f"  triple  P {tp[0]:.3f}  R {tp[1]:.3f}  F1 {tp[2]:.3f}   (and a predicate stem in common)")
+    print(f"  triple  P {tp[0]:.3f}  R {tp[1]:.3f}  F1 {tp[2]:.3f}   (and the predicate: a shared stem or derived noun)")
     print(f"  triples per text {r['triples_per_text']}, texts with none {r['texts_with_none']}")
     print("  size  texts  entity F1  relation F1  triple F1  none")
     for size, s in r["by_size"].items():
@@ -160,6 +167,9 @@ def _print(r: dict) -> None:
         print(f"    {b['band']}  n={b['triples']:>4}  triple P {b['triple_precision']:.3f}  ends P {b['ends_precision']:.3f}")
     print(f"  other types: {r['other_types']}")
     print(f"  extract: {r['extract_tokens_per_s']} tokens/s (one text per call)")
+    if r["llm_usage"]["calls"]:
+        u = r["llm_usage"]
+        print(f"  llm: {u['calls']} calls, {u['input_tokens']} in / {u['output_tokens']} out tokens, ${u['cost_usd']:.4f}")
 
 
 if __name__ == "__main__":

@@ -9,13 +9,19 @@ Where things live
 `entity_entity`, `entity_event`, `event_event`, `emotional`
     One module per triple type; each `extract(p: Parsed) -> list[Triple]`, and its docstring
     says what the pass produces.
+`copula`, `fallback`
+    The rest of ENTITY_ENTITY: facts stated with "be" and "have" (relational nouns from owner to
+    value, "is a", values with units), and ReVerb's relation-phrase pattern for the sentences
+    whose parse the clause rules could not use.
 `parsed`
-    `Parsed`: the doc plus the shared lookups (`ent_at`, `chunk_at`, `ref`, `noun_text`, `triple`).
+    `Parsed`: the doc plus the shared lookups (`ent_at`, `chunk_at`, `ref` for names, values and
+    noun phrases, `noun_text`, `triple`).
 `clauses`
     Grammar of a token or verb: subjects, voice, negation, predicate, `clause_event` (the phrase
     naming what a clause says happened; ENTITY_EVENT and EVENT_EVENT build it the same way).
-`pronouns`
-    People named in the chunk and the he/she/him/her/his -> name map.
+`pronouns`, `anaphora`
+    People named in the chunk and the he/she/him/her/his -> name map; it/its/they/their and
+    definite descriptions ("the city", "the club") -> the named thing they stand for.
 `text`
     Phrase cleaning (trimmed to MAX_PHRASE_TOKENS words), `Ref`, confidence, heading masking, dedupe.
 `lexicons`

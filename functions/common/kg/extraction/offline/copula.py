@@ -121,7 +121,11 @@ def _be(p: Parsed, verb: Token) -> list[Triple | None]:
 def _be_attr(p: Parsed, s: Token, a: Token) -> list[Triple | None]:
     out: list[Triple | None] = []
     subject_is_relation = s.pos_ == "NOUN" and s.i not in p.ent_at
-    if subject_is_relation and (owner := _owner(p, s)) is not None and (value := p.ref(a, value=True)) is not None:
+    value = p.ref(a, value=True)
+    if value is None and a.dep_ == "acomp" and not any(c.dep_ == "prep" for c in a.children):
+        # "The genus of the avocado is persea": the tagger takes an unknown word for an adjective.
+        value = Ref(a.text, "noun")
+    if subject_is_relation and (owner := _owner(p, s)) is not None and value is not None:
         # "The leader of Germany is X", "Buzz Aldrin's nationality is the United States" (and
         # "Switzerland's capital is Bern", where the parser makes "Bern" an adjective).
         _add(p, out, owner, relation_words(s), value, 0.85, definition=True)

@@ -1,10 +1,13 @@
 """ENTITY_ENTITY: relations between two things, from the verb and from appositions.
 
-Subject-verb-object from the parse (nsubj/nsubjpass -> verb -> dobj, or a preposition's pobj,
-or a passive agent turned back into the subject), plus appositions of the form "X, the N of Y" /
-"Y's N, X" -> (X, "N of", Y). Predicates: the verb lemma for active verbs, the participle for
-passives without an agent ("born in"), with particle and preposition, lower case, prefixed by
-"not" when negated. At least one end must be a name (or a pronoun resolved to one).
+Subject-verb-object from the parse (nsubj/nsubjpass -> verb -> dobj, or a preposition's pobj;
+a passive keeps its subject: "X was designed by Y" -> (X, designed by, Y)), with dates, numbers
+and quantities as objects ("born on 1 May 1942"). Appositions of the form "X, the N of Y" /
+"Y's N, X" -> (Y, N, X), the owner first as in `copula`. Predicates: the verb lemma for active
+verbs, the participle for passives ("born in"), with particle and preposition, lower case,
+prefixed by "not" when negated. At least one end must be a name, a value or a pronoun resolved
+to one. `copula` adds the facts stated with "be" and "have"; `fallback` the sentences the parse
+left without any.
 """
 
 from __future__ import annotations
