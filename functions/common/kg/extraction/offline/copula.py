@@ -38,12 +38,12 @@ _INDEFINITE = frozenset({"a", "an", "another", "one"})
 
 def extract(p: Parsed) -> list[Triple]:
     out: list[Triple | None] = []
-    for verb in p.doc:
+    for verb in p.tokens:
         if verb.lemma_ == "be" and verb.dep_ != "auxpass" and verb.dep_ != "aux":
             out.extend(_be(p, verb))
         elif verb.lemma_ == "have" and verb.pos_ == "VERB":
             out.extend(_have(p, verb))
-    for tok in p.doc:
+    for tok in p.tokens:
         if tok.dep_ == "appos":
             out.extend(_apposition(p, tok))
     return [t for t in out if t is not None]

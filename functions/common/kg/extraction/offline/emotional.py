@@ -22,7 +22,7 @@ if TYPE_CHECKING:  # spaCy is an optional dependency (the `local` extra)
 
 def extract(p: Parsed) -> list[Triple]:
     out: list[Triple | None] = []
-    for tok in p.doc:
+    for tok in p.tokens:
         low = tok.lower_
         if tok.pos_ == "VERB" and tok.lemma_.lower() in EMOTION_VERBS and low not in EMOTION_ADJECTIVES:
             out.extend(_emotion_verb(p, tok))

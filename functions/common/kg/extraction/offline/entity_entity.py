@@ -27,7 +27,7 @@ if TYPE_CHECKING:  # spaCy is an optional dependency (the `local` extra)
 
 def extract(p: Parsed) -> list[Triple]:
     out: list[Triple | None] = []
-    for verb in p.doc:
+    for verb in p.tokens:
         if verb.pos_ != "VERB" or verb.lemma_ in ("be", "have") or verb.lemma_ in LINKING_VERBS - {"become"}:
             continue
         subjects = [r for s in subjects_of(verb) if (r := _subject(p, s)) and r.kind == "entity"]
@@ -87,7 +87,7 @@ def _subject(p: Parsed, tok: Token) -> Ref | None:
 def _appositions(p: Parsed) -> list[Triple | None]:
     """'Svante Arrhenius, a member of the committee' and 'Her father, Władysław Skłodowski'."""
     out: list[Triple | None] = []
-    for tok in p.doc:
+    for tok in p.tokens:
         if tok.dep_ != "appos":
             continue
         for name_tok, role_tok in ((tok.head, tok), (tok, tok.head)):

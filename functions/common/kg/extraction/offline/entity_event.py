@@ -32,7 +32,7 @@ if TYPE_CHECKING:  # spaCy is an optional dependency (the `local` extra)
 
 def extract(p: Parsed) -> list[Triple]:
     out: list[Triple | None] = []
-    for verb in p.doc:
+    for verb in p.tokens:
         if verb.pos_ != "VERB":
             continue
         lemma = verb.lemma_.lower()
@@ -69,7 +69,7 @@ def extract(p: Parsed) -> list[Triple]:
                 for s in subjects:
                     out.append(p.triple(TripleType.ENTITY_EVENT, s, role, ev, confidence(0.7, s)))
     # "Pierre's death", "her election": the owner is the one it happened to.
-    for tok in p.doc:
+    for tok in p.tokens:
         if tok.pos_ != "NOUN" or tok.lemma_.lower() not in EVENTIVE_NOUNS or tok.i in p.ent_at:
             continue
         for c in tok.children:

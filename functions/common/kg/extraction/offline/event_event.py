@@ -30,7 +30,7 @@ def extract(p: Parsed) -> list[Triple]:
 
     prev_root_event: str | None = None
     for sent in p.doc.sents:
-        for tok in sent:
+        for tok in p.tokens[sent.start : sent.end]:
             if tok.dep_ == "advcl":
                 # The parser labels "when" advmod, "because"/"after" mark.
                 mark = next((c for c in tok.children if c.dep_ in ("mark", "advmod") and c.lower_ in MARK_LINKS), None)
@@ -63,7 +63,7 @@ def extract(p: Parsed) -> list[Triple]:
                 if cause and effect:
                     link(effect.text, "caused by", cause.text, 0.7)
         # "X, so Y" / "X; therefore Y" / "As a result, Y" (then X is the previous sentence).
-        for verb in sent:
+        for verb in p.tokens[sent.start : sent.end]:
             if verb.pos_ not in ("VERB", "AUX"):
                 continue
             marker = next(

@@ -50,6 +50,8 @@ class Parsed:
                 self.ent_at[tok.i] = ent
         self.chunk_at: dict[int, Span] = {}
         self._refs: dict[tuple[int, bool, bool, bool, bool], Ref | None] = {}
+        # spaCy makes a new Token object on every access; the passes walk the chunk many times.
+        self.tokens: list[Token] = list(doc)
         self.noun_chunks: list[Span] = list(doc.noun_chunks)  # spaCy recomputes them on every access
         for nc in self.noun_chunks:
             for tok in nc:
