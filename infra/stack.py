@@ -566,7 +566,13 @@ class KgStack(Stack):
         route(jobs, "GET")
         route(jobs.add_resource("{id}"), "GET", ("id",))
         route(api.root.add_resource("stats"), "GET")
-        route(api.root.add_resource("documents").add_resource("{source}"), "DELETE", ("source",))
+        documents = api.root.add_resource("documents")
+        route(documents, "GET")
+        route(documents.add_resource("{source}"), "DELETE", ("source",))
+        # What the web view of `kg serve` browses (kg.api): a triple's sources, a node, the overview.
+        route(api.root.add_resource("triples").add_resource("{id}"), "GET", ("id",))
+        route(api.root.add_resource("nodes").add_resource("{id}"), "GET", ("id",))
+        route(api.root.add_resource("overview"), "GET")
         for query in ("search", "concepts", "neighbors"):  # kg.search: GET with parameters, POST with a body
             resource = api.root.add_resource(query)
             route(resource, "GET")

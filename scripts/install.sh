@@ -18,3 +18,18 @@ if [ "$(cat "$stamp" 2>/dev/null)" != "$wanted" ]; then
     .venv/bin/python -m pip install --quiet -e ".[local,aws,dev]"
     echo "$wanted" > "$stamp"
 fi
+
+# The web view of `kg serve` (functions/common/kg/web): its graph-drawing library comes from the npm
+# registry, pinned by package-lock.json, and is copied into vendor/, which the server serves (no CDN).
+web=functions/common/kg/web
+if [ ! -f "$web/vendor/cytoscape.min.js" ]; then
+    if ! command -v npm >/dev/null 2>&1; then
+        echo "install.sh: npm not found: the web view of 'kg serve' needs Node.js and npm to install its" \
+             "front-end dependencies (e.g. apt-get install -y npm), then run scripts/install.sh again" >&2
+        exit 1
+    fi
+    npm ci --prefix "$web" --no-audit --no-fund --silent
+    mkdir -p "$web/vendor"
+    cp "$web/node_modules/cytoscape/dist/cytoscape.min.js" "$web/vendor/cytoscape.min.js"
+    cp "$web/node_modules/cytoscape/LICENSE" "$web/vendor/cytoscape.LICENSE"
+fi

@@ -23,7 +23,8 @@ TEXT = "Marie Curie worked in Paris with Pierre Curie."
 OPENAPI = Path(__file__).resolve().parents[2] / "docs" / "openapi.json"
 # The routes API Gateway has (infra/stack.py `_api`), as the OpenAPI document names them.
 ROUTES = {("post", "/jobs"), ("get", "/jobs"), ("get", "/jobs/{id}"), ("get", "/stats"),
-          ("delete", "/documents/{source}"), *((method, path) for method in ("get", "post")
+          ("delete", "/documents/{source}"), ("get", "/documents"), ("get", "/triples/{id}"), ("get", "/nodes/{id}"),
+          ("get", "/overview"), *((method, path) for method in ("get", "post")
                                                for path in ("/search", "/concepts", "/neighbors"))}
 
 

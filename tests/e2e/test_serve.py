@@ -123,8 +123,8 @@ def test_the_openapi_document_validates_and_names_the_local_server(served):
         document = json.loads(answer.read())
     validate(document)
     assert document["servers"][0]["url"] == served.url and "security" not in document
-    assert {"/jobs", "/jobs/{id}", "/stats", "/documents/{source}", "/search", "/concepts", "/neighbors"} == set(
-        document["paths"])
+    assert {"/jobs", "/jobs/{id}", "/stats", "/documents/{source}", "/search", "/concepts", "/neighbors",
+            "/documents", "/triples/{id}", "/nodes/{id}", "/overview"} == set(document["paths"])
 
 
 def test_generated_requests_get_no_server_error_and_no_answer_outside_the_document(served):
@@ -197,6 +197,8 @@ def test_the_lambda_handler_answers_the_same_bodies_on_the_same_database(served,
             ("GET", "/concepts", {"query": "science"}, None),
             ("POST", "/neighbors", None, {"node": "Marie Curie", "hops": 2}),
             ("GET", "/search", {"query": ""}, None),
+            ("GET", "/documents", None, None),
+            ("GET", "/overview", {"top": "3"}, None),
         ):
             response = handler(proxy_event(method, path, {"Content-Type": "application/json"}, query,
                                            None if body is None else json.dumps(body), "v1"),
@@ -210,3 +212,69 @@ def test_the_lambda_handler_answers_the_same_bodies_on_the_same_database(served,
             assert lambda_body == served_body, path
     finally:
         reset_ports()
+
+
+def test_the_browsing_routes_give_documents_a_triples_sources_a_node_and_the_overview(served):
+    """What the web view reads: each answer checked against the graph's own rows (psql)."""
+    status, listed = served.request("GET", "/documents")
+    [document] = [d for d in listed["documents"] if d["source"] == "curie.txt"]
+    with psycopg.connect(served.database_url) as conn:
+        triples, chunks, job_id = conn.execute(
+            "SELECT (SELECT count(DISTINCT triple_id) FROM triple_provenance WHERE document_id = d.id),"
+            " (SELECT count(*) FROM chunks WHERE document_id = d.id), d.job_id::text"
+            " FROM documents d WHERE source = 'curie.txt'").fetchone()
+    assert status == 200 and (document["triples"], document["chunks"], document["job_id"]) == (triples, chunks, job_id)
+
+    status, job = served.request("GET", f"/jobs/{job_id}")
+    assert status == 200 and [c["index"] for c in job["chunks"]] == list(range(job["chunks_total"]))
+    assert sum(c["triples"] for c in job["chunks"]) > 0
+
+    status, found = served.request("GET", "/search?query=Pierre+Curie&limit=1")
+    [hit] = found["hits"]
+    status, triple = served.request("GET", f"/triples/{hit['id']}")
+    assert status == 200 and (triple["subject"], triple["object"]) == (hit["subject"], hit["object"])
+    assert triple["source_count"] == len(triple["sources"]) >= 1
+    for source in triple["sources"]:
+        start, end = source["start"] - source["chunk_start"], source["end"] - source["chunk_start"]
+        assert source["chunk_text"][start:end] == source["text"] and source["text"]
+        assert EXAMPLE.read_text()[source["start"]:source["end"]] == source["text"]  # offsets into the document
+
+    status, neighbourhood = served.request("POST", "/neighbors", {"node": "Pierre Curie"})
+    centre = neighbourhood["centres"][0]
+    status, node = served.request("GET", f"/nodes/{centre['id']}?limit=5")
+    assert status == 200 and (node["name"], node["kind"]) == (centre["name"], centre["kind"])
+    assert 1 <= len(node["triples"]) <= 5 and all(centre["id"] in (t["subject_id"], t["object_id"])
+                                                  for t in node["triples"])
+    with psycopg.connect(served.database_url) as conn:
+        concepts = {tuple(row) for row in conn.execute(
+            "SELECT c.level, c.name FROM conceptualizations e JOIN concepts c ON c.id = e.concept_id"
+            " WHERE e.element_id = %s", (centre["id"],))}
+    assert {(c["level"], c["name"]) for c in node["concepts"]} == concepts
+
+    status, overview = served.request("GET", "/overview?top=2")
+    assert status == 200 and overview["stats"]["triples"] > 0 and set(overview["top_concepts"]) == {"high", "medium", "low"}
+    for level, top in overview["top_concepts"].items():
+        assert len(top) <= 2 and [c["elements"] for c in top] == sorted((c["elements"] for c in top), reverse=True)
+        assert all(c["level"] == level for c in top)
+
+
+@pytest.mark.parametrize("path", ["/triples/not-a-uuid", f"/triples/{uuid.uuid4()}", f"/nodes/{uuid.uuid4()}",
+                                  "/nodes/%00"])
+def test_an_unknown_triple_or_node_is_404_with_a_reason(served, path):
+    status, answer = served.request("GET", path)
+    assert status == 404 and answer["error"].startswith(("no triple", "no node")), answer
+
+
+def test_the_web_view_is_served_at_the_root_with_its_files_and_nothing_else(served):
+    with urllib.request.urlopen(served.url + "/") as answer:
+        page = answer.read().decode()
+        assert answer.headers["Content-Type"].startswith("text/html")
+        assert "default-src 'self'" in answer.headers["Content-Security-Policy"]
+    assert '<script src="/web/app.js" type="module">' in page and "https://" not in page  # no CDN
+    for path, kind in (("/web/app.js", "text/javascript"), ("/web/style.css", "text/css"),
+                       ("/web/vendor/cytoscape.min.js", "text/javascript")):
+        with urllib.request.urlopen(served.url + path) as answer:
+            assert answer.headers["Content-Type"].startswith(kind) and answer.read()
+    for path in ("/web/../api.py", "/web/__init__.py", "/web/package.json", "/web/%2e%2e/serve.py"):
+        status, answer = served.request("GET", path)
+        assert status == 404 and "no route" in answer["error"], path

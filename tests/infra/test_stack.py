@@ -601,6 +601,7 @@ def test_api_routes_all_need_iam_and_reach_the_one_resolver(synth):
     routes = api_routes(synth)
     assert set(routes) == {
         ("POST", "/jobs"), ("GET", "/jobs"), ("GET", "/jobs/{id}"), ("GET", "/stats"), ("DELETE", "/documents/{source}"),
+        ("GET", "/documents"), ("GET", "/triples/{id}"), ("GET", "/nodes/{id}"), ("GET", "/overview"),
         *((method, path) for method in ("GET", "POST") for path in ("/search", "/concepts", "/neighbors")),
     }
     api_fn = logical_id(synth, "ApiFunction", "AWS::Lambda::Function")

@@ -11,6 +11,10 @@ stack deploys it (`python -m kg.aws.api > docs/openapi.json` writes it again; a 
                                error, and its execution (AWS: status, Step Functions console URL)
     GET    /stats              totals of the graph
     DELETE /documents/{source} a document's contribution to the graph (the source URL-encoded: a%2Fb.txt)
+    GET    /documents          the stored documents: type, date, chunks, triples, the job that wrote them
+    GET    /triples/{id}       one triple: its confidence and every source, with the span that supports it
+    GET    /nodes/{id}         one node: its aliases, concepts and facts (its triples)
+    GET    /overview           the graph's totals and the concepts covering most elements, per level
     GET|POST /search           fusion search (kg.search.SearchRequest -> SearchResponse)
     GET|POST /concepts         concept search (ConceptRequest -> ConceptResponse)
     GET|POST /neighbors        a node's neighbourhood (NeighborsRequest -> NeighborsResponse)
@@ -37,6 +41,7 @@ from __future__ import annotations
 
 import json
 import logging
+import uuid
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from http import HTTPStatus
@@ -62,18 +67,21 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 from kg.embeddings import Embedder
 from kg.errors import InvalidInput, NotFound, ProviderUnavailable, StoreError
 from kg.graph import DeleteSummary, GraphStats, GraphStore
-from kg.models import ChunkState, ChunkStatus, JobRecord, JobStatus, LlmUsage, Stage
+from kg.models import ChunkState, ChunkStatus, JobRecord, JobStatus, LlmUsage, Stage, TripleType
 from kg.search import (
     ConceptRequest,
     ConceptResponse,
     NeighborsRequest,
     NeighborsResponse,
+    NeighborTriple,
     SearchRequest,
     SearchResponse,
+    SourceSpan,
     neighbors,
     parse_request,
     search,
     search_concepts,
+    supporting_span,
 )
 
 log = logging.getLogger(__name__)
@@ -102,6 +110,10 @@ API_DESCRIPTION_LOCAL = (
 # Where the pipeline keeps its own objects (kg.blobs, kg.llm.cache_s3): never a document to submit.
 _INTERNAL_PREFIXES = ("jobs/", "errors/", "llm-cache/")
 DEFAULT_LIST, MAX_LIST = 20, 100
+DEFAULT_DOCUMENTS, MAX_DOCUMENTS = 100, 1000
+MAX_TRIPLE_SOURCES = 100  # GET /triples/{id}: the supporting chunks listed (source_count counts them all)
+DEFAULT_FACTS, MAX_FACTS = 100, 500  # GET /nodes/{id}: the node's triples listed
+DEFAULT_TOP, MAX_TOP = 10, 50  # GET /overview: concepts per level
 MAX_SOURCE_CHARS = 1024
 NUL_NAME = "a name cannot contain a NUL character"
 NO_BODY = "the request has no body: send a JSON object with `source` and `text` (or `text_key`)"
@@ -222,12 +234,81 @@ class JobSummary(BaseModel):
 
 class JobView(JobSummary):
     failed_chunks: list[ChunkState] = Field(description="The chunks that failed, or lost some triple types")
+    chunks: list[ChunkState] = Field(default_factory=list, description=(
+        "Every chunk the ledger has recorded, by index: its status, triples and error (the per-chunk ledger)"))
     execution: ExecutionView | None = Field(description="The job's Step Functions execution; null when none "
                                                         "was started (a document refused on upload)")
 
 
 class JobList(BaseModel):
     jobs: list[JobSummary]
+
+
+class DocumentView(BaseModel):
+    document_id: str
+    source: str = Field(description="DELETE /documents/{source} removes it")
+    source_type: str
+    source_date: datetime | None
+    chars: int
+    tokens: int
+    chunks: int
+    triples: int = Field(description="The triples it supports (other documents may support them too)")
+    job_id: str = Field(description="The job that wrote its current version (GET /jobs/{id})")
+    created_at: datetime
+    updated_at: datetime
+
+
+class DocumentList(BaseModel):
+    documents: list[DocumentView] = Field(description="The most recently written first")
+
+
+class TripleSource(SourceSpan):
+    """A chunk that supports the triple: the span that says so (`start`/`end`, offsets into the
+    document, and `text`), and the whole chunk around it (`chunk_text`, from `chunk_start`)."""
+
+    chunk_start: int = Field(description="The chunk's offset in the document: the span is "
+                                         "chunk_text[start - chunk_start : end - chunk_start]")
+    chunk_text: str
+
+
+class TripleView(BaseModel):
+    id: str
+    type: TripleType
+    subject: str
+    predicate: str
+    object: str
+    confidence: float
+    source_count: int = Field(description="Chunks supporting the triple (sources lists at most 100)")
+    sources: list[TripleSource] = Field(description="The most recent documents first")
+
+
+class ConceptRef(BaseModel):
+    level: str
+    name: str
+
+
+class NodeView(BaseModel):
+    id: str
+    kind: str = Field(description="entity, event or emotion")
+    name: str
+    aliases: list[str] = Field(description="Other names it absorbed (deduplication)")
+    concepts: list[ConceptRef]
+    triples: list[NeighborTriple] = Field(description="Its facts: the triples it is the subject or object of, "
+                                                      "most confident first")
+    truncated: bool = Field(description="The limit cut its facts short")
+
+
+class ConceptCountView(BaseModel):
+    id: str
+    name: str
+    level: str
+    elements: int = Field(description="The nodes and relations it covers")
+
+
+class Overview(BaseModel):
+    stats: GraphStats
+    top_concepts: dict[str, list[ConceptCountView]] = Field(description=(
+        "By level (high, medium, low): the concepts covering the most elements first"))
 
 
 class Submitted(BaseModel):
@@ -333,7 +414,8 @@ def get_job(id: Annotated[str, Path(description="The job id (a UUID)")]) -> JobV
         raise NotFound(f"no job {job_id!r}")  # no id holds one (and PostgreSQL's text cannot)
     record = backend().get_job(job_id)
     failed = [c for c in record.chunks if c.status in (ChunkStatus.FAILED, ChunkStatus.PARTIAL)]
-    return JobView.of(record, failed_chunks=failed, execution=backend().execution(record.job_id))
+    return JobView.of(record, failed_chunks=failed, chunks=sorted(record.chunks, key=lambda c: c.index),
+                      execution=backend().execution(record.job_id))
 
 
 @app.get("/stats", operation_id="getStats", tags=["graph"], summary="Totals of the graph",
@@ -353,6 +435,69 @@ def delete_document(
     if "\x00" in name:
         raise InvalidInput(f"source: {NUL_NAME}")
     return backend().graph.delete_document(name)
+
+
+# -- browsing the graph (the web view) -------------------------------------------------------------
+
+
+@app.get("/documents", operation_id="listDocuments", tags=["graph"], summary="The stored documents",
+         responses=_responses(200, "The documents, the most recently written first", 400, 503))
+def list_documents(
+    limit: Annotated[int, Query(ge=1, le=MAX_DOCUMENTS, description="How many documents")] = DEFAULT_DOCUMENTS,
+) -> DocumentList:
+    return DocumentList(documents=[
+        DocumentView(document_id=str(d.id), source=d.source, source_type=d.source_type, source_date=d.source_date,
+                     chars=d.chars, tokens=d.tokens, chunks=d.chunks, triples=d.triples, job_id=str(d.job_id),
+                     created_at=d.created_at, updated_at=d.updated_at)
+        for d in backend().graph.documents(limit)])
+
+
+@app.get("/triples/<id>", operation_id="getTriple", tags=["graph"], summary="One triple and its sources",
+         description="Its confidence, and every chunk that supports it with the span that states it.",
+         responses=_responses(200, "The triple", 404, 503))
+def get_triple(id: Annotated[str, Path(description="The triple's id (a UUID)")]) -> TripleView:
+    triple_id = _uuid_parameter("id", id, "triple")
+    found = backend().graph.found_triples([triple_id], MAX_TRIPLE_SOURCES).get(triple_id)
+    if found is None:
+        raise NotFound(f"no triple with id {str(triple_id)!r}")
+    sources = []
+    for p in found.provenance:
+        start, end = supporting_span(p.chunk_text, found.subject, found.object)
+        sources.append(TripleSource(
+            source=p.source, source_type=p.source_type, source_date=p.source_date, document_id=str(p.document_id),
+            chunk_index=p.chunk_index, start=p.chunk_start + start, end=p.chunk_start + end,
+            text=p.chunk_text[start:end], chunk_start=p.chunk_start, chunk_text=p.chunk_text))
+    return TripleView(id=str(found.id), type=found.type, subject=found.subject, predicate=found.predicate,
+                      object=found.object, confidence=round(found.confidence, 4),
+                      source_count=found.provenance_count, sources=sources)
+
+
+@app.get("/nodes/<id>", operation_id="getNode", tags=["graph"], summary="One node: aliases, concepts, facts",
+         responses=_responses(200, "The node", 400, 404, 503))
+def get_node(
+    id: Annotated[str, Path(description="The node's id (a UUID)")],
+    limit: Annotated[int, Query(ge=1, le=MAX_FACTS, description="At most this many of its triples")] = DEFAULT_FACTS,
+) -> NodeView:
+    node_id = _uuid_parameter("id", id, "node")
+    node = backend().graph.node(node_id)
+    facts = neighbors(NeighborsRequest(node=str(node.id), hops=1, limit=limit), backend().graph)
+    concepts = [ConceptRef(level=level, name=name) for level, _, name in (c.partition(":") for c in node.concepts)]
+    return NodeView(id=str(node.id), kind=node.kind, name=node.name, aliases=node.aliases, concepts=concepts,
+                    triples=facts.triples, truncated=facts.truncated)
+
+
+@app.get("/overview", operation_id="getOverview", tags=["graph"],
+         summary="The graph's totals and its top concepts per level",
+         responses=_responses(200, "The overview", 400, 503))
+def overview(
+    top: Annotated[int, Query(ge=1, le=MAX_TOP, description="Concepts per level")] = DEFAULT_TOP,
+) -> Overview:
+    graph = backend().graph
+    by_level: dict[str, list[ConceptCountView]] = {level: [] for level in ("high", "medium", "low")}
+    for c in graph.top_concepts(top):
+        by_level.setdefault(c.level, []).append(
+            ConceptCountView(id=str(c.id), name=c.name, level=c.level, elements=c.elements))
+    return Overview(stats=graph.stats(), top_concepts=by_level)
 
 
 # -- querying the graph (kg.search): GET with query parameters, POST with the request model as body --
@@ -529,6 +674,15 @@ def _route_path() -> str:
 def _path_parameter(name: str, matched: str) -> str:
     """The parameter as API Gateway decoded it; the route's own match is the path still URL-encoded."""
     return (app.current_event.path_parameters or {}).get(name) or unquote(matched)
+
+
+def _uuid_parameter(name: str, matched: str, what: str) -> uuid.UUID:
+    """A path parameter that names a row by its id: anything but a UUID names none (404)."""
+    value = _path_parameter(name, matched)
+    try:
+        return uuid.UUID(value.strip())
+    except ValueError:
+        raise NotFound(f"no {what} with id {value!r} (ids are UUIDs)") from None
 
 
 def _base_path() -> str:

@@ -763,7 +763,8 @@ def serve(
     except OSError as e:
         backend.close()
         raise InvalidInput(f"cannot listen on {host}:{port} ({e.strerror})") from None
-    err.print(f"kg serve: {server.url} (OpenAPI document: {server.url}/openapi.json); Ctrl-C stops", highlight=False)
+    err.print(f"kg serve: {server.url} (web view: {server.url}/, OpenAPI document: {server.url}/openapi.json); "
+              "Ctrl-C stops", highlight=False)
     signal.signal(signal.SIGTERM, signal.default_int_handler)  # stopped as by Ctrl-C: queued jobs end FAILED
     try:
         server.serve_forever()

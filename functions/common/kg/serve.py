@@ -3,6 +3,7 @@
 The same resolver answers (kg.api): each HTTP request becomes the Lambda proxy event API Gateway
 would send, and the resolver's answer goes back as HTTP, so that the routes, payloads and errors of
 `kg serve` and of the deployed API cannot drift apart. Its OpenAPI document is at /openapi.json.
+The web view (kg.web) is at `/`.
 `POST /jobs` runs the job in a background thread and answers 202 at once; the job id is derived from
 the submission as on AWS (kg.aws.jobs.job_key), so the same submission again is the same job.
 
@@ -23,7 +24,7 @@ from urllib.parse import parse_qsl, urlsplit
 
 from aws_lambda_powertools.event_handler.openapi.models import Server
 
-from kg import api
+from kg import api, web
 from kg.api import ExecutionView, JobSubmission, Submitted
 from kg.aws.jobs import (
     MAX_ATTEMPTS,
@@ -262,6 +263,10 @@ class LocalApiServer:
         data = http.rfile.read(length) if length > 0 else b""
         if urlsplit(http.path).path == "/openapi.json" and http.command in ("GET", "HEAD"):
             return self._send(http, HTTPStatus.OK, {"Content-Type": "application/json"}, self.openapi)
+        page = web.asset(urlsplit(http.path).path) if http.command in ("GET", "HEAD") else None
+        if page is not None:  # the web view (kg.web): `/` and its files, same origin as the API
+            return self._send(http, HTTPStatus(page.status), {"Content-Type": page.content_type, **web.HEADERS},
+                              page.body)
         try:
             body = data.decode() if data else None
         except UnicodeDecodeError:

@@ -41,6 +41,31 @@ class GraphStats(BaseModel):
     last_updated: datetime | None
 
 
+class DocumentSummary(BaseModel):
+    """A stored document, as a list of documents shows it."""
+
+    id: uuid.UUID
+    source: str
+    source_type: str
+    source_date: datetime | None
+    chars: int
+    tokens: int
+    chunks: int
+    triples: int  # the triples it supports (other documents may support them too)
+    job_id: uuid.UUID  # the job that wrote its current version
+    created_at: datetime
+    updated_at: datetime
+
+
+class ConceptCount(BaseModel):
+    """A concept and how many elements (nodes and relations) it covers."""
+
+    id: uuid.UUID
+    name: str
+    level: str
+    elements: int
+
+
 class SimilarPair(BaseModel):
     a: uuid.UUID
     b: uuid.UUID
@@ -329,6 +354,20 @@ class GraphStore(Protocol):
         """The triples within `hops` of the node named `node` (or with that id), at most `limit`, of
         `types` only when given; every node of that name is a centre unless `kind` picks one.
         NotFound when no node has that name."""
+        ...
+
+    # -- browsing (the web view) ---------------------------------------------------------------
+
+    def documents(self, limit: int) -> list[DocumentSummary]:
+        """The stored documents, the most recently written first."""
+        ...
+
+    def node(self, node_id: uuid.UUID) -> ExportNode:
+        """One node with its aliases and concepts; NotFound when there is none."""
+        ...
+
+    def top_concepts(self, per_level: int) -> list[ConceptCount]:
+        """Up to `per_level` concepts of each level, those covering the most elements first."""
         ...
 
     def iter_nodes(self) -> Iterator[ExportNode]: ...

@@ -27,9 +27,11 @@ import psycopg
 from kg.db import Database
 from kg.errors import NotFound
 from kg.graph import (
+    ConceptCount,
     ConceptMember,
     ConceptMembers,
     DocumentRow,
+    DocumentSummary,
     ExportNode,
     ExportTriple,
     FoundTriple,
@@ -795,6 +797,42 @@ class PostgresGraphStore:
             " LIMIT 3", {"name": normalise(node)})]
         hint = f"; did you mean {', '.join(repr(n) for n in near)}?" if near else ""
         raise NotFound(f"no {kind or 'node'} named {node!r} in the graph{hint}")
+
+    # -- browsing (the web view) ---------------------------------------------------------------
+
+    def documents(self, limit: int) -> list[DocumentSummary]:
+        with self.db.connection() as conn:
+            rows = conn.execute(
+                "SELECT d.id, d.source, d.source_type, d.source_date, d.chars, d.tokens,"
+                " (SELECT count(*) FROM chunks c WHERE c.document_id = d.id),"
+                " (SELECT count(DISTINCT p.triple_id) FROM triple_provenance p WHERE p.document_id = d.id),"
+                " d.job_id, d.created_at, d.updated_at"
+                " FROM documents d ORDER BY d.updated_at DESC, d.source LIMIT %s", (limit,)).fetchall()
+        return [DocumentSummary(id=r[0], source=r[1], source_type=r[2], source_date=r[3], chars=r[4], tokens=r[5],
+                                chunks=r[6], triples=r[7], job_id=r[8], created_at=r[9], updated_at=r[10])
+                for r in rows]
+
+    def node(self, node_id: uuid.UUID) -> ExportNode:
+        with self.db.connection() as conn:
+            row = conn.execute(
+                "SELECT n.id, n.kind, n.name, n.aliases,"
+                " coalesce((SELECT array_agg(c.level || ':' || c.name ORDER BY c.level, c.name)"
+                "  FROM conceptualizations e JOIN concepts c ON c.id = e.concept_id WHERE e.element_id = n.id), '{}')"
+                " FROM nodes n WHERE n.id = %s", (node_id,)).fetchone()
+        if row is None:
+            raise NotFound(f"no node with id {str(node_id)!r}")
+        return ExportNode(id=row[0], kind=row[1], name=row[2], aliases=row[3], concepts=row[4])
+
+    def top_concepts(self, per_level: int) -> list[ConceptCount]:
+        with self.db.connection() as conn:
+            rows = conn.execute(
+                "SELECT id, name, level, elements FROM ("
+                " SELECT c.id, c.name, c.level, count(e.element_id) AS elements,"
+                "  row_number() OVER (PARTITION BY c.level ORDER BY count(e.element_id) DESC, c.name, c.id) AS place"
+                " FROM concepts c LEFT JOIN conceptualizations e ON e.concept_id = c.id"
+                " GROUP BY c.id, c.name, c.level) ranked"
+                " WHERE place <= %s ORDER BY level, place", (per_level,)).fetchall()
+        return [ConceptCount(id=r[0], name=r[1], level=r[2], elements=r[3]) for r in rows]
 
     def iter_nodes(self) -> Iterator[ExportNode]:
         with self.db.connection() as conn, conn.transaction(), conn.cursor(name="export_nodes") as cur:
