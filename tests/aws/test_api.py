@@ -267,7 +267,7 @@ def test_a_job_reads_with_its_progress_chunks_usage_and_execution():
     assert 5 < job["progress"] < 85
     assert job["llm"] == {"calls": 2, "cached": 0, "input_tokens": 1200, "output_tokens": 300, "cost_usd": 0.00036}
     assert job["failed_chunks"] == [{"index": 1, "status": "FAILED", "error": "ProviderUnavailable: down",
-                                     "triples": 0}]
+                                     "triples": 0, "attempts": 1}]
     arn = executions()[0]["executionArn"]
     assert job["execution"] == {"arn": arn, "status": "RUNNING", "console_url": (
         f"https://us-east-1.console.aws.amazon.com/states/home?region=us-east-1#/v2/executions/details/{arn}")}

@@ -57,6 +57,9 @@ def test_a_document_uploaded_with_the_file_picker_becomes_a_job_that_reaches_suc
     assert job["source"] == SOURCE and job["status"] == "SUCCEEDED" and job["counts"]["triples"]["total"] > 0
     # The page shows the job the API holds: its chunk ledger, its triples, its LLM usage (none offline).
     assert page.page.locator("#chunk-ledger tbody tr").count() == job["chunks_total"] >= 1
+    first = page.page.locator("#chunk-ledger tbody tr").first.locator("td")
+    assert job["chunks"][0]["attempts"] == 1
+    assert [first.nth(i).inner_text() for i in (0, 2, 3)] == ["0", "1", str(job["chunks"][0]["triples"])]
     body = page.page.locator("#job-body").inner_text()
     assert f"{job['chunks_done']} of {job['chunks_total']} done" in body
     assert re.search(rf"triples › total\s+{job['counts']['triples']['total']}", body), body

@@ -69,7 +69,9 @@ def test_recording_a_chunk_twice_counts_it_once(ledger: Ledger):
     assert (job.chunks_done, job.chunks_failed, job.progress) == (2, 1, extract_progress(2, 4))
     assert job.llm == USAGE.add(USAGE)
     assert job.llm_by_stage == {Stage.EXTRACT.value: USAGE.add(USAGE)}
-    assert job.chunks[:2] == [chunk(0, triples=5), chunk(1, ChunkStatus.FAILED, error="boom")]
+    # Each record is an attempt: the chunk's outcome is replaced, its attempts count up.
+    assert job.chunks[:2] == [chunk(0, triples=5, attempts=2), chunk(1, ChunkStatus.FAILED, error="boom", attempts=2)]
+    assert job.chunks[2] == chunk(2, ChunkStatus.PENDING, attempts=0)
 
 
 def test_a_failed_chunk_recorded_again_as_succeeded_moves_the_counters(ledger: Ledger):
@@ -78,7 +80,7 @@ def test_a_failed_chunk_recorded_again_as_succeeded_moves_the_counters(ledger: L
     ledger.record_chunk(job_id, chunk(0, triples=3), LlmUsage(calls=1, cost_usd=0.5))
     job = ledger.get(job_id)
     assert (job.chunks_done, job.chunks_failed) == (1, 0)
-    assert job.chunks[0] == chunk(0, triples=3)  # the error went with the failure
+    assert job.chunks[0] == chunk(0, triples=3, attempts=2)  # the error went with the failure
     assert job.llm == LlmUsage(calls=1, cost_usd=0.5)
 
 
@@ -117,6 +119,7 @@ def test_one_chunk_recorded_from_many_threads_counts_once(ledger: Ledger):
     job = ledger.get(job_id)
     failed = int(job.chunks[1].status is ChunkStatus.FAILED)
     assert (job.chunks_done, job.chunks_failed, job.llm) == (1, failed, USAGE)
+    assert job.chunks[1].attempts == 6  # every concurrent record is counted, none twice
 
 
 def test_start_extraction_again_keeps_the_recorded_chunks(ledger: Ledger):
@@ -124,7 +127,7 @@ def test_start_extraction_again_keeps_the_recorded_chunks(ledger: Ledger):
     ledger.record_chunk(job_id, chunk(0, triples=4), USAGE)
     ledger.start_extraction(job_id, str(uuid.uuid4()), 3)
     job = ledger.get(job_id)
-    assert job.chunks == [chunk(0, triples=4), chunk(1, ChunkStatus.PENDING), chunk(2, ChunkStatus.PENDING)]
+    assert job.chunks == [chunk(0, triples=4, attempts=1), chunk(1, ChunkStatus.PENDING), chunk(2, ChunkStatus.PENDING)]
     assert (job.chunks_done, job.progress, job.llm) == (1, extract_progress(1, 3), USAGE)
 
 
@@ -418,7 +421,7 @@ def test_taking_over_a_stopped_job_runs_it_under_the_new_lease_with_what_it_had_
     job = ledger.get(job_id)
     assert taken == ledger.get(job_id, with_chunks=False)
     assert (job.status, job.lease_owner, job.error, job.stage) == (JobStatus.RUNNING, OTHER.owner, None, Stage.EXTRACT)
-    assert job.chunks == [chunk(0, triples=2), chunk(1, ChunkStatus.PENDING)]
+    assert job.chunks == [chunk(0, triples=2, attempts=1), chunk(1, ChunkStatus.PENDING)]
     assert (job.chunks_done, job.llm) == (1, USAGE)
     assert ledger.renew_lease(job_id, OTHER) is True
     assert ledger.renew_lease(job_id, Lease(owner="dead:9:0000", seconds=60)) is False  # the old owner lost it

@@ -187,6 +187,7 @@ class ChunkState(BaseModel):
     status: ChunkStatus
     error: str | None = None
     triples: int = 0
+    attempts: int = 0  # extractions recorded for this chunk (a resumed or retried chunk counts again)
 
 
 class JobRecord(BaseModel):

@@ -167,8 +167,10 @@ class DynamoDbLedger:
             put = _Update()
             condition = (f"{put.name('version')} = {put.value(version)}" if before
                          else f"attribute_not_exists({put.name('sk')})")
+            # The version condition below makes the read-then-count exact under concurrent records.
+            attempts = int(before.get("attempts", 0)) + 1 if before else 1
             item = {**key, "index": chunk.index, "status": chunk.status.value, "triples": chunk.triples,
-                    "llm": usage.model_dump(), "version": version + 1,
+                    "llm": usage.model_dump(), "version": version + 1, "attempts": attempts,
                     TTL_ATTRIBUTE: int(time.time()) + self.chunk_ttl_s, "updated_at": _now()}
             if chunk.error is not None:
                 item["error"] = chunk.error

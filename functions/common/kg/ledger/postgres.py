@@ -126,9 +126,11 @@ class PostgresLedger:
             # job serialise here (locking it after the insert's foreign-key share lock deadlocks).
             _lock_job(conn, job)
             conn.execute(
-                "INSERT INTO job_chunks (job_id, idx, status, error, triples, llm) VALUES (%s, %s, %s, %s, %s, %s)"
+                "INSERT INTO job_chunks (job_id, idx, status, error, triples, llm, attempts)"
+                " VALUES (%s, %s, %s, %s, %s, %s, 1)"
                 " ON CONFLICT (job_id, idx) DO UPDATE SET status = EXCLUDED.status, error = EXCLUDED.error,"
-                " triples = EXCLUDED.triples, llm = EXCLUDED.llm, updated_at = now()",
+                " triples = EXCLUDED.triples, llm = EXCLUDED.llm, attempts = job_chunks.attempts + 1,"
+                " updated_at = now()",
                 (job, chunk.index, chunk.status.value, chunk.error, chunk.triples,
                  Jsonb((usage or LlmUsage()).model_dump())),
             )
@@ -185,7 +187,7 @@ class PostgresLedger:
             chunks = []
             if with_chunks:
                 chunks = cur.execute(
-                    "SELECT idx AS index, status, error, triples FROM job_chunks WHERE job_id = %s ORDER BY idx",
+                    "SELECT idx AS index, status, error, triples, attempts FROM job_chunks WHERE job_id = %s ORDER BY idx",
                     (job,),
                 ).fetchall()
         return _record(row, chunks, by_stage)

@@ -342,9 +342,11 @@ function renderJob(job) {
   const ledger = h("div", { class: "table-wrap" }, h("table", { id: "chunk-ledger" },
     h("caption", {}, `Chunks (${number(chunks.length)} recorded of ${number(job.chunks_total)})`),
     h("thead", {}, h("tr", {}, h("th", { scope: "col", class: "num" }, "#"), h("th", { scope: "col" }, "Status"),
-      h("th", { scope: "col", class: "num" }, "Triples"), h("th", { scope: "col" }, "Error"))),
+      h("th", { scope: "col", class: "num" }, "Attempts"), h("th", { scope: "col", class: "num" }, "Triples"),
+      h("th", { scope: "col" }, "Error"))),
     h("tbody", {}, chunks.map((c) => h("tr", {}, h("td", { class: "num" }, c.index), h("td", {}, statusBadge(c.status)),
-      h("td", { class: "num" }, number(c.triples)), h("td", { class: "error-text" }, c.error || ""))))));
+      h("td", { class: "num" }, number(c.attempts)), h("td", { class: "num" }, number(c.triples)),
+      h("td", { class: "error-text" }, c.error || ""))))));
   $("#job-body").replaceChildren(stages, summary, error || "", h("div", { class: "two" }, countsTable, usage), ledger);
 }
 
