@@ -409,6 +409,23 @@ def test_relational_noun_points_from_owner_to_value(
 @pytest.mark.parametrize(
     ("text", "expected"),
     [
+        ("Oslo is the largest city in Norway.", ("Norway", "largest city", "Oslo")),
+        ("The opening date for the Halden Bridge is 12 May 1998.", ("Halden Bridge", "opening date", "12 May 1998")),
+        ("Acme Tools is a division of Brandt Motors.", ("Brandt Motors", "division", "Acme Tools")),
+        ("The Velden Monument has a height of 42 metres.", ("Velden Monument", "height", "42 metres")),
+    ],
+)
+def test_other_ways_of_naming_an_owner(extractor: SpacyExtractor, text: str, expected: tuple[str, str, str]) -> None:
+    """A superlative's "in", a definite subject's "for", an indefinite non-membership "N of",
+    "has a N of": each names the owner of the relation."""
+    triples = _extract(extractor, text)
+    _assert_has(triples, expected)
+    assert _links(triples, expected[2], expected[0]) == []
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
         ("Kilkenny is part of Leinster.", ("Kilkenny", "part of", "Leinster")),
         ("Rex Orlov is a member of the Vantage Club.", ("Rex Orlov", "member of", "Vantage Club")),
     ],

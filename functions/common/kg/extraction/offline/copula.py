@@ -68,10 +68,13 @@ def _owner(p: Parsed, noun: Token) -> Ref | None:
     """Y in "the N of Y", "Y's N", "the Y N" (a proper noun compound: "the Alhambra ship beam")
     or "the largest N in Y" (a superlative or ordinal picks one N of Y's)."""
     unique = any(c.tag_ == "JJS" or c.ent_type_ == "ORDINAL" for c in noun.lefts)
+    # "The inauguration date for the monument is ...": a definite subject's "for" names its owner.
+    definite_subject = noun.dep_ in ("nsubj", "nsubjpass") and _determiner(noun) in _DEFINITE
     for c in noun.children:
         if c.dep_ == "poss":
             return p.ref(c, extend_of=False)
-        if c.dep_ == "prep" and (c.lower_ == "of" or (unique and c.lower_ == "in")) and (o := object_of(c)) is not None:
+        owning = c.lower_ == "of" or (unique and c.lower_ == "in") or (definite_subject and c.lower_ == "for")
+        if c.dep_ == "prep" and owning and (o := object_of(c)) is not None:
             return p.ref(o, extend_of=False)
     # "the Alhambra ship beam": the name may hang on another modifier ("Alhambra" -> "ship").
     names = [t for c in noun.lefts if c.dep_ == "compound" for t in c.subtree if t.pos_ == "PROPN"]
@@ -156,7 +159,7 @@ def _be_attr(p: Parsed, s: Token, a: Token) -> list[Triple | None]:
         elif det not in _DEFINITE:
             _add(p, out, subj, "is a", Ref(p.noun_text(a, extend_of=False), "noun"), 0.8, definition=True)
         # "a dish from the region of Visayas": the class's own attachments describe the subject.
-        for prep in (c for c in a.children if c.dep_ == "prep" and c.lower_ != "of"):
+        for prep in (c for c in a.children if c.dep_ == "prep" and c.lower_ != "of" and (owner is None or c != of)):
             for t in with_conjuncts(object_of(prep) or prep):
                 if t.dep_ != "prep":
                     _add(p, out, subj, f"{a.lemma_.lower()} {prep.lower_}", p.ref(t, value=True), 0.7)
