@@ -72,7 +72,9 @@ def test_a_data_folder_made_with_trust_gets_a_password_and_keeps_its_data(folder
     account = embedded_server._account(None, create=True)
     if account.name is not None:
         os.chown(pgdata, account.uid, account.gid)
-    bin_dir = embedded_server._bin_dir()
+    # The programs as kg would run them (a copy when the project sits under a folder the server's user
+    # cannot enter, as a clean clone under a 0700 temp folder does).
+    bin_dir = embedded_server._programs_for(account, embedded_server._bin_dir(), pgdata.parent)
     embedded_server._run(account, bin_dir / "initdb", "-D", pgdata, "-U", "postgres", "--auth=trust",
                          "--encoding=utf8", cwd=pgdata, timeout=300)
     embedded_server._run(account, bin_dir / "pg_ctl", "-D", pgdata, "-w", "-l", pgdata / "log",
