@@ -265,7 +265,8 @@ def test_a_job_reads_with_its_progress_chunks_usage_and_execution():
     assert (job["status"], job["stage"], job["source"]) == ("RUNNING", "EXTRACT", "notes/curie.txt")
     assert (job["chunks_total"], job["chunks_done"], job["chunks_failed"]) == (3, 2, 1)
     assert 5 < job["progress"] < 85
-    assert job["llm"] == {"calls": 2, "cached": 0, "input_tokens": 1200, "output_tokens": 300, "cost_usd": 0.00036}
+    assert job["llm"] == {"calls": 2, "cached": 0, "input_tokens": 1200, "cached_input_tokens": 0,
+                          "output_tokens": 300, "cost_usd": 0.00036}
     assert job["failed_chunks"] == [{"index": 1, "status": "FAILED", "error": "ProviderUnavailable: down",
                                      "triples": 0, "attempts": 1}]
     arn = executions()[0]["executionArn"]

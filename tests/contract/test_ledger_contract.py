@@ -17,7 +17,7 @@ from kg.ledger import Lease, LeaseHeld, Ledger, extract_progress
 from kg.ledger.dynamodb import GSI_NAME, TTL_ATTRIBUTE, DynamoDbLedger
 from kg.models import ChunkState, ChunkStatus, JobStatus, LlmUsage, Stage
 
-USAGE = LlmUsage(calls=4, cached=1, input_tokens=100, output_tokens=10, cost_usd=0.00125)
+USAGE = LlmUsage(calls=4, cached=1, input_tokens=100, cached_input_tokens=64, output_tokens=10, cost_usd=0.00125)
 FINISHED = [JobStatus.SUCCEEDED, JobStatus.PARTIAL, JobStatus.FAILED]
 
 

@@ -52,11 +52,13 @@ def test_every_extraction_request_is_strict_json_schema_at_temperature_0_and_nam
         schema = fmt["json_schema"]["schema"]
         assert schema["additionalProperties"] is False and schema["required"] == list(schema["properties"])
         assert request.body["temperature"] == 0
-        system = request.message("system")
+        sent = json.dumps(request.body["messages"])
         # The replaced system sent "Extract undefined from the following text" for every type.
-        assert "undefined" not in json.dumps(request.body["messages"])
-        assert request.triple_type in system
-        assert all(other not in system for other in TYPES if other != request.triple_type)
+        assert "undefined" not in sent
+        # The type is named in the message after the text (the shared prefix ends with the text).
+        task = request.body["messages"][-1]
+        assert task["role"] == "system" and request.triple_type in task["content"]
+        assert all(other not in sent for other in TYPES if other != request.triple_type)
 
 
 def test_429_three_times_then_success_honours_retry_after(open_ports, openai_settings, fake_openai):
@@ -161,7 +163,7 @@ def test_accounting_equals_what_the_server_counted(open_ports, openai_settings, 
     assert report.llm.input_tokens == fake_openai.prompt_tokens + fake_openai.embedding_tokens
     assert report.llm.output_tokens == fake_openai.completion_tokens
     chat_cost = estimate_cost("gpt-4o-mini", fake_openai.prompt_tokens, fake_openai.completion_tokens,
-                              openai_settings.llm_prices)
+                              openai_settings.llm_prices, fake_openai.cached_tokens)
     embedding_cost = estimate_cost("text-embedding-3-small", fake_openai.embedding_tokens, 0,
                                    openai_settings.llm_prices)
     assert report.llm.cost_usd == pytest.approx(chat_cost + embedding_cost, abs=1e-7) and chat_cost > 0
@@ -170,6 +172,36 @@ def test_accounting_equals_what_the_server_counted(open_ports, openai_settings, 
     assert set(job.llm_by_stage) == {Stage.EXTRACT.value, Stage.STORE.value}
     assert job.llm_by_stage[Stage.EXTRACT.value].calls == fake_openai.ok_chat
     assert job.llm_by_stage[Stage.STORE.value].input_tokens == fake_openai.embedding_tokens
+
+
+def test_per_type_calls_on_a_chunk_read_it_from_the_prompt_cache_and_cost_the_cached_rate(
+    open_ports, openai_settings, fake_openai
+):
+    # Chunks long enough for the provider's prompt cache (from 1,024 tokens), several of them.
+    settings = openai_settings.model_copy(update={"chunk_tokens": 1500, "chunk_overlap_tokens": 100,
+                                                  "extraction_mode": "per_type"})
+    assert settings.prompt_cache_warmup
+    ports = open_ports(settings)
+    report = ingest(document(60), ports, settings)
+    assert report.status is JobStatus.SUCCEEDED and report.chunks >= 3
+    chats = fake_openai.chat_requests()
+    assert len(chats) == 4 * report.chunks
+    # The first call on each chunk warms the cache, the other three read the shared prefix from it:
+    # at least the chunk text of each of them, never the whole prompt.
+    assert report.llm.cached_input_tokens == fake_openai.cached_tokens
+    shared = sum(3 * len(c.message("user")) // 4 for c in chats if c.triple_type == "ENTITY_ENTITY")
+    assert shared < fake_openai.cached_tokens < fake_openai.prompt_tokens
+    job = ports.ledger.get(report.job_id)
+    assert job.llm.cached_input_tokens == job.llm_by_stage[Stage.EXTRACT.value].cached_input_tokens \
+        == fake_openai.cached_tokens
+    # The cost: cached prompt tokens at gpt-4o-mini's cached rate, the rest at the input rate.
+    input_rate, output_rate, cached_rate = settings.llm_prices["gpt-4o-mini"]
+    chat_cost = ((fake_openai.prompt_tokens - fake_openai.cached_tokens) * input_rate
+                 + fake_openai.cached_tokens * cached_rate + fake_openai.completion_tokens * output_rate) / 1e6
+    embedding_cost = fake_openai.embedding_tokens * settings.llm_prices["text-embedding-3-small"][0] / 1e6
+    assert report.llm.cost_usd == pytest.approx(chat_cost + embedding_cost, abs=1e-7)
+    uncached = (fake_openai.prompt_tokens * input_rate + fake_openai.completion_tokens * output_rate) / 1e6
+    assert report.llm.cost_usd < uncached + embedding_cost - 1e-6
 
 
 def test_a_dead_endpoint_fails_the_job_with_a_clear_error(open_ports, openai_settings):

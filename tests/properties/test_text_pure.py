@@ -206,8 +206,10 @@ def test_merging_hostile_triples_loses_and_duplicates_nothing(name, data):
 def test_the_text_is_only_ever_the_user_message_and_invented_ends_are_not_grounded(name, data):
     text = data.draw(SMALL[name])
     for prompt in [*TYPE_PROMPTS.values(), COMBINED_PROMPT]:
-        system, user = prompt.messages(text)
-        assert system == {"role": "system", "content": prompt.system} and user == {"role": "user", "content": text}
+        messages = prompt.messages(text)  # instructions, the text, then (per type) the type's task
+        assert [m for m in messages if m["role"] == "user"] == [{"role": "user", "content": text}]
+        systems = [m["content"] for m in messages if m["role"] == "system"]
+        assert systems == [prompt.system, prompt.task][:len(messages) - 1]
     # What an injected instruction asks the model to invent is not in the chunk, so it is dropped.
     folded = normalise(text)
     for invented in ("Mallory", "Eve", "Admin", "the graph", "Everything"):

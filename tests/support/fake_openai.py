@@ -7,6 +7,13 @@ vectors seeded by the text. Tests script exceptions with `on(match, reply, times
 (429 with Retry-After, 500), a delay (a timeout is a delay past the client's timeout), raw
 content (malformed JSON), or a body. It records every request it received and the token usage
 it reported, so tests assert on what really reached it.
+
+Prompt caching, modelled on OpenAI's rule: a chat request's prompt is its structured-output schema
+followed by its messages (the schema is a prefix to the system message), four characters a token.
+Once a request has been answered, its prefixes are cached for the model; a later request reports
+as `usage.prompt_tokens_details.cached_tokens` the longest prefix it shares with one of them, in
+whole 128-token blocks and only from 1,024 tokens. A request that arrives while the one it shares a
+prefix with is still being answered misses, as at OpenAI. Entries never expire here.
 """
 
 from __future__ import annotations
@@ -40,11 +47,21 @@ class Received:
 
     @property
     def triple_type(self) -> str | None:
-        """The extraction type a request is for (per_type), 'ALL' (combined), or None."""
+        """The extraction type a request is for (per_type), 'ALL' (combined), or None. The per-type
+        requests share one schema name ("triples") and name their type in the message after the text."""
         name = self.schema_name or ""
         if name.startswith("ALL_TYPES"):
             return "ALL"
+        if name == "triples":
+            messages = self.body.get("messages") or [{}]
+            found = re.search("|".join(TYPES), messages[-1].get("content", ""))
+            return found.group(0) if found else None
         return next((t for t in TYPES if name.startswith(t)), None)
+
+    def prompt_text(self) -> str:
+        """The prompt as the prompt cache sees it: the schema, then each message in order."""
+        fmt = json.dumps(self.body.get("response_format") or {}, sort_keys=True)
+        return fmt + "".join(f"<|{m.get('role')}|>{m.get('content', '')}" for m in self.body.get("messages", []))
 
     def message(self, role: str) -> str:
         return next((m["content"] for m in self.body.get("messages", []) if m.get("role") == role), "")
@@ -90,6 +107,26 @@ def default_chat_data(request: Received) -> dict[str, Any]:
     return {}
 
 
+CHARS_PER_TOKEN = 4
+CACHE_BLOCK_TOKENS = 128  # OpenAI caches in steps of 128 tokens...
+CACHE_MIN_TOKENS = 1024  # ...from 1,024
+
+
+def prompt_tokens_of(request: Received) -> int:
+    return len(request.prompt_text()) // CHARS_PER_TOKEN + 1
+
+
+def _block_digests(text: str) -> list[bytes]:
+    """A digest of each prefix of `text` that ends on a 128-token block boundary, shortest first."""
+    block = CACHE_BLOCK_TOKENS * CHARS_PER_TOKEN
+    running = hashlib.blake2b(digest_size=16)
+    digests = []
+    for end in range(block, len(text) + 1, block):
+        running.update(text[end - block:end].encode())
+        digests.append(running.copy().digest())
+    return digests
+
+
 def fake_vector(text: str, dimensions: int) -> np.ndarray:
     seed = int.from_bytes(hashlib.sha256(text.encode()).digest()[:8], "little")
     return np.random.default_rng(seed).standard_normal(dimensions).astype(np.float32)
@@ -101,7 +138,9 @@ class FakeOpenAI:
         self.requests: list[Received] = []
         self._statuses: list[int] = []  # the status each request was answered with
         self.prompt_tokens = 0  # chat usage it reported, summed over the 200 replies
+        self.cached_tokens = 0  # of prompt_tokens, those it reported as served from its prompt cache
         self.completion_tokens = 0
+        self._prompt_cache: dict[str, set[bytes]] = {}  # model -> digests of the prefixes it processed
         self.embedding_tokens = 0
         self.ok_chat = 0  # chat requests answered 200
         self.rate_per_minute: float | None = None  # beyond it: 429 with Retry-After
@@ -163,7 +202,7 @@ class FakeOpenAI:
                 "chat": [{"at": r.at, "type": r.triple_type, "status": status, "messages": r.body.get("messages")}
                          for r, status in zip(self.requests, self._statuses) if r.path.endswith("/chat/completions")],
                 "embeddings": sum(r.path.endswith("/embeddings") for r in self.requests),
-                "ok_chat": self.ok_chat, "prompt_tokens": self.prompt_tokens,
+                "ok_chat": self.ok_chat, "prompt_tokens": self.prompt_tokens, "cached_tokens": self.cached_tokens,
                 "completion_tokens": self.completion_tokens, "embedding_tokens": self.embedding_tokens,
             }
 
@@ -203,8 +242,23 @@ class FakeOpenAI:
                 return rule.reply(request)
         return Reply()
 
+    def _cached_tokens(self, request: Received, digests: list[bytes]) -> int:
+        """The prompt-cache hit on arrival: the longest cached prefix, in whole blocks, from the minimum."""
+        with self._lock:
+            cached = self._prompt_cache.get(request.body.get("model", ""), set())
+            blocks = next((n for n in range(len(digests), 0, -1) if digests[n - 1] in cached), 0)
+        tokens = blocks * CACHE_BLOCK_TOKENS
+        return tokens if tokens >= CACHE_MIN_TOKENS else 0
+
+    def _remember_prompt(self, request: Received, digests: list[bytes]) -> None:
+        with self._lock:
+            self._prompt_cache.setdefault(request.body.get("model", ""), set()).update(digests)
+
     def _respond(self, request: Received) -> tuple[int, dict[str, str], bytes]:
         reply = self._decide(request)
+        chat = request.path.endswith("/chat/completions") and reply.status == 200 and reply.body is None
+        digests = _block_digests(request.prompt_text()) if chat else []
+        cached = self._cached_tokens(request, digests) if chat else 0  # looked up on arrival
         time.sleep(self.latency_s + reply.delay_s)
         if reply.status != 200:
             error = {"error": {"message": f"fake error {reply.status}", "type": "fake", "code": str(reply.status)}}
@@ -214,15 +268,17 @@ class FakeOpenAI:
         elif request.path.endswith("/embeddings"):
             body = self._embeddings(request)
         else:
-            body = self._chat(request, reply)
+            body = self._chat(request, reply, cached)
+            self._remember_prompt(request, digests)  # processed: later requests can read it from the cache
         return 200, reply.headers, json.dumps(body).encode()
 
-    def _chat(self, request: Received, reply: Reply) -> dict[str, Any]:
+    def _chat(self, request: Received, reply: Reply, cached: int = 0) -> dict[str, Any]:
         content = reply.content if reply.content is not None else json.dumps(reply.data or default_chat_data(request))
-        prompt = sum(len(m.get("content", "")) for m in request.body.get("messages", [])) // 4 + 7
+        prompt = prompt_tokens_of(request)
         completion = len(content) // 4 + 1
         with self._lock:
             self.prompt_tokens += prompt
+            self.cached_tokens += cached
             self.completion_tokens += completion
             self.ok_chat += 1
         return {
@@ -230,7 +286,8 @@ class FakeOpenAI:
             "model": request.body.get("model", "fake"),
             "choices": [{"index": 0, "finish_reason": "stop", "logprobs": None,
                          "message": {"role": "assistant", "content": content, "refusal": None}}],
-            "usage": {"prompt_tokens": prompt, "completion_tokens": completion, "total_tokens": prompt + completion},
+            "usage": {"prompt_tokens": prompt, "completion_tokens": completion, "total_tokens": prompt + completion,
+                      "prompt_tokens_details": {"cached_tokens": cached}},
         }
 
     def _embeddings(self, request: Received) -> dict[str, Any]:

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import dataclasses
+import json
+import os
+
 import pytest
 
 from kg.extraction.openai import grounded_in
@@ -40,10 +44,36 @@ def test_strict_schemas_close_every_object_and_require_every_property(model):
 @pytest.mark.parametrize("triple_type", list(TripleType))
 def test_each_type_prompt_names_its_own_type_only(triple_type):
     prompt = TYPE_PROMPTS[triple_type]
-    assert triple_type.value in prompt.system and triple_type.value in prompt.name
-    assert all(other.value not in prompt.system for other in TripleType if other is not triple_type)
-    assert "undefined" not in prompt.system and "Example" in prompt.system
+    assert triple_type.value in prompt.task and triple_type.value in prompt.name
+    sent = json.dumps(prompt.messages("Marie Curie met Pierre Curie."))
+    assert all(other.value not in sent for other in TripleType if other is not triple_type)
+    assert "undefined" not in sent and "Example" in prompt.task
     assert prompt.response_format["json_schema"]["strict"] is True
+
+
+def test_the_four_type_prompts_of_a_chunk_share_everything_up_to_the_end_of_the_chunk_text():
+    """OpenAI caches the longest prefix an earlier request processed, and the structured-output schema
+    opens it: the four requests on one chunk must agree on the schema, the instructions and the text,
+    and differ only after it."""
+    chunk = "Marie Curie worked in Paris with Pierre Curie. " * 100
+    requests = [json.dumps({"response_format": p.response_format, "messages": p.messages(chunk)})
+                for p in TYPE_PROMPTS.values()]
+    shared = len(os.path.commonprefix(requests))
+    text = json.dumps(chunk)
+    end_of_text = requests[0].index(text) + len(text)
+    assert shared >= end_of_text > len(chunk)  # the schema, the instructions and the whole text are shared
+    for request, triple_type in zip(requests, TYPE_PROMPTS):
+        assert request.index(triple_type.value) >= end_of_text  # the type is named after the text only
+    assert len({json.dumps(p.response_format) for p in TYPE_PROMPTS.values()}) == 1
+    for prompt in TYPE_PROMPTS.values():
+        roles = [m["role"] for m in prompt.messages(chunk)]
+        assert roles == ["system", "user", "system"]  # the type's task after the text
+
+
+@pytest.mark.parametrize("prompt", [COMBINED_PROMPT, CONCEPT_PROMPT], ids=["combined", "concepts"])
+def test_the_other_prompts_send_their_instructions_before_the_varying_text(prompt):
+    first, second = prompt.messages("one text"), prompt.messages("another text")
+    assert first[0] == second[0] and first[-1]["content"] == "one text"
 
 
 def test_the_combined_prompt_names_every_type():
@@ -57,9 +87,11 @@ def test_prompt_versions_differ_and_follow_the_text():
     assert len({p.version for p in prompts}) == len(prompts)
     # Editing a prompt's text invalidates its cached replies, though nobody bumped the revision.
     prompt = TYPE_PROMPTS[TripleType.ENTITY_ENTITY]
-    same = Prompt(name=prompt.name, system=prompt.system, reply=prompt.reply)
-    edited = Prompt(name=prompt.name, system=prompt.system.replace("Only facts", "Only the facts"), reply=prompt.reply)
+    same = dataclasses.replace(prompt)
+    edited = dataclasses.replace(prompt, system=prompt.system.replace("Only facts", "Only the facts"))
+    task_edited = dataclasses.replace(prompt, task=prompt.task.replace("Example", "For example"))
     assert same.version == prompt.version and edited.version != prompt.version
+    assert task_edited.version not in (prompt.version, edited.version)  # the text after the chunk counts too
     assert edited.version.split(".")[0] == prompt.version.split(".")[0]  # the same revision number
 
 
@@ -85,7 +117,7 @@ def test_the_prompt_version_changes_with_the_reply_schema_and_only_with_what_sha
     assert version(new_field) != version(reply)
     assert version(tight) != version(loose)
     assert version(reply, "y_triples") != version(reply)
-    assert version(reply).startswith("1.")
+    assert version(reply).startswith("2.")  # revision 2: the shared part first
 
 
 def test_the_cache_key_changes_with_each_of_its_parts():
@@ -111,6 +143,33 @@ def test_cost_uses_the_longest_matching_price_and_zero_for_unknown_models():
     assert estimate_cost("gpt-4o-mini-2024-07-18", 1_000_000, 1_000_000, prices) == pytest.approx(0.75)
     assert estimate_cost("gpt-4o", 1000, 0, prices) == pytest.approx(0.0025)
     assert estimate_cost("llama-3", 1000, 1000, prices) == 0.0
+
+
+def test_prompt_cached_input_tokens_cost_the_cached_rate_and_a_price_without_one_the_full_rate():
+    # gpt-4o-mini at (0.15 in, 0.60 out, 0.075 cached): 1M prompt tokens of which 600k cached.
+    with_rate = {"gpt-4o-mini": (0.15, 0.60, 0.075)}
+    assert estimate_cost("gpt-4o-mini", 1_000_000, 0, with_rate, 600_000) == pytest.approx(0.4 * 0.15 + 0.6 * 0.075)
+    assert estimate_cost("gpt-4o-mini", 1_000_000, 0, with_rate) == pytest.approx(0.15)
+    without = {"gpt-4o-mini": (0.15, 0.60)}  # an override written before cached rates: never under-reports
+    assert estimate_cost("gpt-4o-mini", 1_000_000, 0, without, 600_000) == pytest.approx(0.15)
+
+
+def test_the_default_prices_have_a_cached_rate_below_the_input_rate_for_every_chat_model():
+    from kg.llm.pricing import DEFAULT_LLM_PRICES
+
+    chat = {name: price for name, price in DEFAULT_LLM_PRICES.items() if name.startswith("gpt-")}
+    assert {"gpt-4o-mini", "gpt-4o", "gpt-4.1", "gpt-4.1-mini", "gpt-4.1-nano"} <= set(chat)
+    assert all(len(price) == 3 and 0 < price[2] < price[0] for price in chat.values())
+
+
+def test_a_price_override_takes_two_or_three_numbers(monkeypatch):
+    monkeypatch.setenv("KG_LLM_PRICES", '{"gpt-4o-mini": [1.0, 2.0], "my-model": [1.0, 2.0, 0.25]}')
+    prices = Settings().llm_prices
+    assert prices == {"gpt-4o-mini": (1.0, 2.0), "my-model": (1.0, 2.0, 0.25)}
+    assert estimate_cost("my-model", 1_000_000, 0, prices, 1_000_000) == pytest.approx(0.25)
+    monkeypatch.setenv("KG_LLM_PRICES", '{"my-model": [1.0]}')
+    with pytest.raises(ValueError):
+        Settings()
 
 
 def test_the_provider_is_openai_when_a_key_is_set_and_offline_otherwise(monkeypatch):

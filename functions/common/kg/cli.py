@@ -29,7 +29,7 @@ from rich.text import Text
 
 from kg.documents import decode_document, parse_source_date, read_document_bytes
 from kg.errors import InvalidInput, KgError, NotFound
-from kg.models import DocumentInput, IngestReport, JobRecord, JobStatus, Stage
+from kg.models import DocumentInput, IngestReport, JobRecord, JobStatus, LlmUsage, Stage
 from kg.settings import Settings
 
 if TYPE_CHECKING:
@@ -333,6 +333,12 @@ def _compact(value: object) -> str:
     return str(value)
 
 
+def _usage_line(usage: LlmUsage) -> str:
+    """Calls (those kg's own cache answered), tokens in + out (those in the provider's prompt cache), cost."""
+    return (f"{usage.calls} calls ({usage.cached} cached), {usage.input_tokens}+{usage.output_tokens} tokens "
+            f"({usage.cached_input_tokens} input tokens from the prompt cache), ${usage.cost_usd:.4f}")
+
+
 def _job_table(job: JobRecord, execution: dict[str, str] | None = None) -> Table:
     table = Table(title=f"job {job.job_id}", show_header=False, title_justify="left")
     table.add_row("source", job.source)
@@ -343,8 +349,10 @@ def _job_table(job: JobRecord, execution: dict[str, str] | None = None) -> Table
     for key, value in sorted(job.counts.items()):
         table.add_row(key, _compact(value))
     if job.llm.calls or job.llm.cached:
-        table.add_row("llm", f"{job.llm.calls} calls ({job.llm.cached} cached), "
-                             f"{job.llm.input_tokens}+{job.llm.output_tokens} tokens, ${job.llm.cost_usd:.4f}")
+        table.add_row("llm", _usage_line(job.llm))
+        if len(job.llm_by_stage) > 1:  # one stage: the total says it all
+            for stage, usage in job.llm_by_stage.items():
+                table.add_row(f"llm {stage.lower()}", _usage_line(usage))
     if job.error:
         table.add_row("error", job.error)
     if job.status is JobStatus.INTERRUPTED:

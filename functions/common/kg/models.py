@@ -114,8 +114,11 @@ class LlmUsage(BaseModel):
     """LLM accounting; all zero for the offline extractor."""
 
     calls: int = 0
-    cached: int = 0
-    input_tokens: int = 0
+    cached: int = 0  # replies served from kg's own LLM cache (no call made)
+    input_tokens: int = 0  # prompt tokens the provider billed, the prompt-cached ones included
+    # Of input_tokens, those the provider served from its prompt cache (`usage.prompt_tokens_details.
+    # cached_tokens`), billed at the model's cached-input rate; 0 for embeddings.
+    cached_input_tokens: int = 0
     output_tokens: int = 0
     cost_usd: float = 0.0
 
@@ -124,6 +127,7 @@ class LlmUsage(BaseModel):
             calls=self.calls + other.calls,
             cached=self.cached + other.cached,
             input_tokens=self.input_tokens + other.input_tokens,
+            cached_input_tokens=self.cached_input_tokens + other.cached_input_tokens,
             output_tokens=self.output_tokens + other.output_tokens,
             cost_usd=round(self.cost_usd + other.cost_usd, 8),
         )
@@ -134,6 +138,7 @@ class LlmUsage(BaseModel):
             calls=self.calls - earlier.calls,
             cached=self.cached - earlier.cached,
             input_tokens=self.input_tokens - earlier.input_tokens,
+            cached_input_tokens=self.cached_input_tokens - earlier.cached_input_tokens,
             output_tokens=self.output_tokens - earlier.output_tokens,
             cost_usd=round(self.cost_usd - earlier.cost_usd, 8),
         )

@@ -71,7 +71,8 @@ def default_extractor(settings: Settings, cache: LlmCache | None = None) -> Extr
         from kg.llm.client import shared_client
 
         return OpenAiExtractor(shared_client(settings), cache or NoLlmCache(), settings.llm_model,
-                               settings.extraction_mode, settings.grounding, settings.llm_prices)
+                               settings.extraction_mode, settings.grounding, settings.llm_prices,
+                               warm_prompt_cache=settings.prompt_cache_warmup)
     from kg.extraction.offline import SpacyExtractor
 
     return SpacyExtractor(settings.spacy_model)

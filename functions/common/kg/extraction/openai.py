@@ -3,6 +3,11 @@
 Modes: `per_type` sends one request per type, the four concurrently (smaller, sharper prompts);
 `combined` sends one request per chunk for all types (fewer calls, one prompt's tokens).
 
+Prompt caching (per_type): the four requests on a chunk share their prefix up to the end of the
+chunk text (kg.llm.prompts). A provider caches a prefix once it has processed a request, so four
+requests sent at once all miss; with `warm_prompt_cache`, a chunk long enough to be cached sends one
+type's request first and the others once it has answered.
+
 Every reply is validated item by item: an invalid item is dropped and counted, the rest kept. A
 reply that is not JSON is asked for once more, then its types are recorded failed for the chunk.
 Grounding: a triple whose subject or object does not occur in the chunk (both normalised) is an
@@ -13,6 +18,7 @@ It never touches the graph database, only the LlmCache port it is given.
 
 from __future__ import annotations
 
+import json
 import re
 import threading
 from collections.abc import Callable, Sequence
@@ -57,9 +63,11 @@ class OpenAiExtractor:
         mode: Mode = "per_type",
         grounding: Grounding = "drop",
         prices: Prices | None = None,
+        warm_prompt_cache: bool = False,
     ):
         self.llm, self.cache, self.model = llm, cache, model
         self.mode, self.grounding, self.prices = mode, grounding, prices or {}
+        self.warm_prompt_cache = warm_prompt_cache
         self.name = f"openai:{model}:{mode}"
 
     def extract(self, chunk: Chunk, types: Sequence[TripleType]) -> ChunkExtraction:
@@ -84,9 +92,17 @@ class OpenAiExtractor:
         if self.mode == "combined":
             result = self._combined(chunk, wanted, ask, tally)
         else:
-            result = run_types_concurrently(
-                wanted, lambda t: self._triples(chunk, t, ask(TYPE_PROMPTS[t]).get("triples"), tally)
-            )
+            def extract_type(t: TripleType) -> list[Triple]:
+                return self._triples(chunk, t, ask(TYPE_PROMPTS[t]).get("triples"), tally)
+
+            asked = [t for t in wanted if keys[TYPE_PROMPTS[t].name] not in hits]  # the calls to make
+            if self.warm_prompt_cache and len(asked) > 1 and _cacheable(TYPE_PROMPTS[asked[0]], chunk.text):
+                first = run_types_concurrently(asked[:1], extract_type)
+                rest = run_types_concurrently([t for t in wanted if t != asked[0]], extract_type)
+                result = ChunkExtraction(triples=first.triples + rest.triples,
+                                         failed_types={**first.failed_types, **rest.failed_types})
+            else:
+                result = run_types_concurrently(wanted, extract_type)
         self.cache.put_many(tally.fresh)
         result.usage, result.dropped, result.ungrounded = tally.usage, tally.dropped, tally.ungrounded
         return result
@@ -128,6 +144,17 @@ class OpenAiExtractor:
             except ValidationError:
                 tally.drop(1)
         return out
+
+
+# OpenAI caches prompts from 1,024 tokens; the prefix the per-type calls share is the schema, the
+# instructions and the text. Four characters a token is close enough to decide whether to wait.
+_CACHE_MIN_TOKENS = 1024
+_CHARS_PER_TOKEN = 4
+
+
+def _cacheable(prompt: Prompt, text: str) -> bool:
+    shared = len(json.dumps(prompt.response_format)) + len(prompt.system) + len(text)
+    return shared >= _CACHE_MIN_TOKENS * _CHARS_PER_TOKEN
 
 
 class _Tally:

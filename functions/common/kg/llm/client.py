@@ -226,9 +226,10 @@ class CircuitBreaker:
 @dataclass(frozen=True)
 class ChatReply:
     content: str
-    input_tokens: int
+    input_tokens: int  # all prompt tokens, the cached ones included
     output_tokens: int
     model: str
+    cached_input_tokens: int = 0  # of input_tokens, those served from the provider's prompt cache
 
 
 @dataclass(frozen=True)
@@ -277,11 +278,14 @@ class LlmClient:
                 model=model, messages=messages, response_format=response_format, temperature=0
             )
             usage = completion.usage
+            # OpenAI reports its prompt-cache hits here; other compatible servers may leave it out.
+            details = usage.prompt_tokens_details if usage else None
             return ChatReply(
                 content=completion.choices[0].message.content or "",
                 input_tokens=usage.prompt_tokens if usage else 0,
                 output_tokens=usage.completion_tokens if usage else 0,
                 model=completion.model or model,
+                cached_input_tokens=(details.cached_tokens or 0) if details else 0,
             )
 
         return self.call(send)

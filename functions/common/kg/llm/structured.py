@@ -49,7 +49,9 @@ def answer(
         reply = llm.chat(model, prompt.messages(text), prompt.response_format)
         usage = usage.add(LlmUsage(
             calls=1, input_tokens=reply.input_tokens, output_tokens=reply.output_tokens,
-            cost_usd=estimate_cost(reply.model, reply.input_tokens, reply.output_tokens, prices),
+            cached_input_tokens=reply.cached_input_tokens,
+            cost_usd=estimate_cost(reply.model, reply.input_tokens, reply.output_tokens, prices,
+                                   reply.cached_input_tokens),
         ))
         if (data := _parse(reply.content)) is not None:
             fresh = CachedResponse(model=reply.model, content=reply.content,

@@ -304,6 +304,7 @@ function flatten(value, prefix = "") {
 function usageRow(name, u) {
   return h("tr", {}, h("th", { scope: "row" }, name), h("td", { class: "num" }, number(u.calls)),
     h("td", { class: "num" }, number(u.cached)), h("td", { class: "num" }, number(u.input_tokens)),
+    h("td", { class: "num" }, number(u.cached_input_tokens ?? 0)),
     h("td", { class: "num" }, number(u.output_tokens)), h("td", { class: "num" }, `$${u.cost_usd.toFixed(4)}`));
 }
 
@@ -335,7 +336,11 @@ function renderJob(job) {
     : h("p", { class: "empty" }, "No counts yet.");
   const usage = h("table", { class: "compact" }, h("caption", {}, "LLM calls, tokens and cost"),
     h("thead", {}, h("tr", {}, h("th", {}, h("span", { class: "visually-hidden" }, "Stage")), h("th", { class: "num" }, "Calls"),
-      h("th", { class: "num" }, "Cached"), h("th", { class: "num" }, "Input tokens"), h("th", { class: "num" }, "Output tokens"),
+      h("th", { class: "num", title: "replies served from kg's own cache, no call made" }, "Cached replies"),
+      h("th", { class: "num" }, "Input tokens"),
+      h("th", { class: "num", title: "input tokens the provider served from its prompt cache, at the cached rate" },
+        "of which cached"),
+      h("th", { class: "num" }, "Output tokens"),
       h("th", { class: "num" }, "Cost (USD)"))),
     h("tbody", {}, usageRow("Total", job.llm), Object.entries(job.llm_by_stage).map(([stage, u]) => usageRow(stage.toLowerCase(), u))));
   const chunks = job.chunks || [];
