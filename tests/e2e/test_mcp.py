@@ -65,7 +65,7 @@ async def session_run(database_url: str, data_dir: Path) -> None:
         accepted = await call(session, "process_knowledge", {"text": EXAMPLE.read_text(), "source": "curie.txt",
                                                              "source_date": "1903-06-25"})
         assert accepted["started"] is True and accepted["status"] == "QUEUED"
-        deadline = time.monotonic() + 180
+        deadline = time.monotonic() + 900  # a guard against a hang, not a speed check: loaded CI machines are slow
         while True:
             job = await call(session, "get_pipeline_status", {"job_id": accepted["job_id"]})
             if job["finished"]:
@@ -103,4 +103,4 @@ async def session_run(database_url: str, data_dir: Path) -> None:
 
 
 def test_an_mcp_client_lists_the_tools_and_calls_each_one(database_url, tmp_path):
-    asyncio.run(asyncio.wait_for(session_run(database_url, tmp_path / "kg-data"), timeout=300))
+    asyncio.run(asyncio.wait_for(session_run(database_url, tmp_path / "kg-data"), timeout=1200))
