@@ -88,7 +88,7 @@ def served(pg_server, tmp_path_factory) -> Iterator[Served]:
     finally:
         process.send_signal(signal.SIGINT)
         try:
-            process.communicate(timeout=60)
+            process.communicate(timeout=300)  # a guard against a hang, not a speed check
         except subprocess.TimeoutExpired:
             process.kill()
             process.communicate()
