@@ -98,6 +98,9 @@ def test_openai_handlers_build_the_local_engines_graph(graph_database, fresh_dat
     aws_requests = len(fake_openai.requests)
     assert fake_openai.chat_requests() and fake_openai.embedding_requests()
 
+    # The provider's prompt cache is the provider's state, not the engine's: each engine starts from a
+    # cold one, so that their ledgers (cached input tokens included) compare.
+    fake_openai.forget_prompt_cache()
     local, report = local_engine(text, fresh_database(), tmp_path, openai_api_key="test-key")
     try:
         assert report.status is JobStatus.SUCCEEDED

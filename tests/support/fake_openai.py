@@ -242,6 +242,11 @@ class FakeOpenAI:
                 return rule.reply(request)
         return Reply()
 
+    def forget_prompt_cache(self) -> None:
+        """A cold prompt cache, as a provider's is after its entries expire (5 to 10 minutes at OpenAI)."""
+        with self._lock:
+            self._prompt_cache.clear()
+
     def _cached_tokens(self, request: Received, digests: list[bytes]) -> int:
         """The prompt-cache hit on arrival: the longest cached prefix, in whole blocks, from the minimum."""
         with self._lock:
