@@ -4,22 +4,11 @@ from __future__ import annotations
 
 import pytest
 
-from kg.errors import ProviderUnavailable
 from kg.extraction.offline import SpacyExtractor
 from kg.extraction.offline.anaphora import resolve_things
 from kg.models import Chunk, Triple, TripleType
 
 pytest.importorskip("spacy")
-
-
-@pytest.fixture(scope="module")
-def extractor() -> SpacyExtractor:
-    try:
-        ex = SpacyExtractor()
-        ex.parse("warm up")
-    except ProviderUnavailable as exc:  # pragma: no cover - depends on the local extra
-        pytest.skip(str(exc))
-    return ex
 
 
 def _resolved(extractor: SpacyExtractor, text: str) -> dict[str, str]:

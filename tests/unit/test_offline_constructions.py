@@ -9,23 +9,12 @@ from __future__ import annotations
 
 import pytest
 
-from kg.errors import ProviderUnavailable
 from kg.extraction.offline import SpacyExtractor
 from kg.models import Chunk, Triple, TripleType
 
 pytest.importorskip("spacy")
 
 PRONOUNS = {"he", "she", "it", "they", "him", "her", "them", "his", "its", "their", "who", "which", "that"}
-
-
-@pytest.fixture(scope="module")
-def extractor() -> SpacyExtractor:
-    try:
-        ex = SpacyExtractor()
-        ex.parse("warm up")
-    except ProviderUnavailable as exc:  # pragma: no cover - depends on the local extra
-        pytest.skip(str(exc))
-    return ex
 
 
 def _extract(extractor: SpacyExtractor, text: str) -> list[Triple]:

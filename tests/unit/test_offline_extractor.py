@@ -35,16 +35,6 @@ def _chunk(text: str, index: int = 0) -> Chunk:
     return Chunk(document_id="doc", index=index, text=text, start_char=0, end_char=len(text), tokens=len(text.split()))
 
 
-@pytest.fixture(scope="module")
-def extractor() -> SpacyExtractor:
-    try:
-        ex = SpacyExtractor()
-        ex.parse("warm up")
-    except ProviderUnavailable as exc:  # pragma: no cover - depends on the local extra
-        pytest.skip(str(exc))
-    return ex
-
-
 def _only(extractor: SpacyExtractor, triple_type: TripleType, text: str = PARAGRAPH) -> list[Triple]:
     result = extractor.extract(_chunk(text), [triple_type])
     assert result.failed_types == {}
