@@ -67,15 +67,12 @@ def relation_words(noun: Token) -> str:
 def _owner(p: Parsed, noun: Token) -> Ref | None:
     """Y in "the N of Y", "Y's N", "the Y N" (a proper noun compound: "the Alhambra ship beam")
     or "the largest N in Y" (a superlative or ordinal picks one N of Y's)."""
-    unique = any(c.tag_ == "JJS" or c.ent_type_ == "ORDINAL" for c in noun.lefts)
-    # "The inauguration date for the monument is ...": a definite subject's "for" names its owner.
-    definite_subject = noun.dep_ in ("nsubj", "nsubjpass") and _determiner(noun) in _DEFINITE
     for c in noun.children:
         if c.dep_ == "poss":
             return p.ref(c, extend_of=False)
-        owning = c.lower_ == "of" or (unique and c.lower_ == "in") or (definite_subject and c.lower_ == "for")
-        if c.dep_ == "prep" and owning and (o := object_of(c)) is not None:
-            return p.ref(o, extend_of=False)
+    prep = _owner_preposition(noun)
+    if prep is not None:
+        return p.ref(object_of(prep), extend_of=False)
     # "the Alhambra ship beam": the name may hang on another modifier ("Alhambra" -> "ship").
     names = [t for c in noun.lefts if c.dep_ == "compound" for t in c.subtree if t.pos_ == "PROPN"]
     if names:
@@ -86,6 +83,18 @@ def _owner(p: Parsed, noun: Token) -> Ref | None:
     clause = noun.head
     if clause.dep_ == "relcl" and any(c.lower_ == "where" for c in clause.children):
         return p.ref(clause.head, extend_of=False)
+    return None
+
+
+def _owner_preposition(noun: Token) -> Token | None:
+    """The preposition introducing the noun's owner: "of", a superlative's or ordinal's "in" ("the
+    largest city in Y"), a definite subject's "for" ("the opening date for Y is ...")."""
+    unique = any(c.tag_ == "JJS" or c.ent_type_ == "ORDINAL" for c in noun.lefts)
+    definite_subject = noun.dep_ in ("nsubj", "nsubjpass") and _determiner(noun) in _DEFINITE
+    for c in noun.children:
+        owning = c.lower_ == "of" or (unique and c.lower_ == "in") or (definite_subject and c.lower_ == "for")
+        if c.dep_ == "prep" and owning and object_of(c) is not None:
+            return c
     return None
 
 
@@ -145,8 +154,7 @@ def _be_attr(p: Parsed, s: Token, a: Token) -> list[Triple | None]:
     if a.pos_ == "NOUN" and a.i not in p.ent_at:
         det = _determiner(a)
         owner = _owner(p, a)
-        unique = any(c.tag_ == "JJS" or c.ent_type_ == "ORDINAL" for c in a.lefts)
-        of = next((c for c in a.children if c.dep_ == "prep" and (c.lower_ == "of" or (unique and c.lower_ == "in"))), None)
+        of = _owner_preposition(a)
         if owner is not None and (det in _DEFINITE or of is None):
             # "X is the capital of Y", "X is Y's capital".
             _add(p, out, owner, relation_words(a), subj, 0.85, definition=True)
