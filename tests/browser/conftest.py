@@ -46,7 +46,9 @@ def _why_not() -> str | None:
     return None
 
 
-@pytest.fixture(scope="session")
+# Module scope, not session: Playwright's sync API keeps an event loop running on the main thread
+# until it stops, and any later test that calls asyncio.run (the MCP client test) would then fail.
+@pytest.fixture(scope="module")
 def browser() -> Iterator[Any]:
     why = _why_not()
     if why is not None:
