@@ -1,7 +1,7 @@
-"""Deduplication at scale: kg.stages.deduplicate_graph over the whole graph (pgvector HNSW kNN candidates,
-union-find, one apply transaction) on synthetic graphs of N triples with planted near-duplicates,
-against the seed design's greedy pairwise pass (Python loop, one numpy dot per pair) on the same
-vectors, in the same run.
+"""Deduplication at scale: kg.stages.deduplicate_graph over the whole graph (kNN candidates, in memory
+or by pgvector HNSW probes with --search probe; union-find, one apply transaction) on synthetic
+graphs of N triples with planted near-duplicates, against the seed design's greedy pairwise pass
+(Python loop, one numpy dot per pair) on the same vectors, in the same run.
 
 The graph (bench/dedup_synthetic.py): 5% of the triples are planted near-duplicates of another
 triple (same type, statement cosine 0.90-0.97, ends and predicate the same row, a name containing
@@ -19,7 +19,11 @@ Usage:
 from __future__ import annotations
 
 import argparse
+import functools
+import os
+import resource
 import sys
+import threading
 import time
 import uuid
 from collections import Counter
@@ -32,11 +36,14 @@ from _common import embedded_server, fresh_database, machine, print_machine  # n
 from dedup_synthetic import DIMS, MODEL, Synthetic, build, table_counts, write  # noqa: E402
 
 from kg.db import Database  # noqa: E402
+from kg.graph import knn  # noqa: E402
 from kg.graph.postgres import PostgresGraphStore  # noqa: E402
 from kg.stages.deduplicate import DedupParams, deduplicate_graph  # noqa: E402
 
 FACTS: dict | None = None
 TIMED = ("similar_triples", "triple_attributes", "similar_entities", "node_attributes", "apply_dedup")
+# Inside the in-memory search (kg.graph.knn): the COPY of the vectors and the faiss search.
+TIMED_KNN = ("read_vectors", "neighbour_rows")
 
 
 class TextSeededEmbedder:
@@ -52,11 +59,15 @@ class TextSeededEmbedder:
         return Embedded(m / np.linalg.norm(m, axis=1, keepdims=True).clip(1e-12))
 
 
-def timed_graph(graph: PostgresGraphStore) -> dict[str, float]:
-    """Wrap the store's dedup methods on this instance only; returns the dict the timings land in."""
+def timed_graph(graph: PostgresGraphStore, search: str = "auto") -> dict[str, float]:
+    """Wrap the store's dedup methods on this instance only (and kg.graph.knn's two steps, for the
+    process); `search` is passed to the two candidate searches. Returns the dict the timings land in."""
     seconds: dict[str, float] = {}
-    for name in TIMED:
-        original = getattr(graph, name)
+    for name in ("similar_triples", "similar_entities"):
+        setattr(graph, name, functools.partial(getattr(graph, name), search=search))
+    targets = [(graph, name) for name in TIMED] + [(knn, name) for name in TIMED_KNN]
+    for owner, name in targets:
+        original = getattr(owner, name)
 
         def wrapper(*a, _original=original, _name=name, **k):
             t0 = time.perf_counter()
@@ -65,8 +76,34 @@ def timed_graph(graph: PostgresGraphStore) -> dict[str, float]:
             finally:
                 seconds[_name] = seconds.get(_name, 0.0) + time.perf_counter() - t0
 
-        setattr(graph, name, wrapper)
+        setattr(owner, name, wrapper)
     return seconds
+
+
+class PeakRss:
+    """The process's resident set size sampled every 20 ms while the block runs (/proc/self/statm):
+    peak and the value when it started, in MiB."""
+
+    def __enter__(self) -> PeakRss:
+        self.page = os.sysconf("SC_PAGE_SIZE")
+        self.start = self.peak = self._rss()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._sample, daemon=True)
+        self._thread.start()
+        return self
+
+    def _rss(self) -> float:
+        with open("/proc/self/statm") as f:
+            return int(f.read().split()[1]) * self.page / 2**20
+
+    def _sample(self) -> None:
+        while not self._stop.wait(0.02):
+            self.peak = max(self.peak, self._rss())
+
+    def __exit__(self, *exc) -> None:
+        self._stop.set()
+        self._thread.join()
+        self.peak = max(self.peak, self._rss())
 
 
 def score(db: Database, g: Synthetic) -> dict:
@@ -156,7 +193,7 @@ def greedy_pair_count(g: Synthetic, threshold: float = 0.85) -> int:
     return pairs
 
 
-def run_dedup(server, g: Synthetic, label: str, index_build: str, params: DedupParams) -> dict:
+def run_dedup(server, g: Synthetic, label: str, index_build: str, params: DedupParams, search: str = "auto") -> dict:
     db = Database(fresh_database(server, label), MODEL, DIMS, migrate=True)
     try:
         global FACTS
@@ -164,13 +201,16 @@ def run_dedup(server, g: Synthetic, label: str, index_build: str, params: DedupP
         setup = write(db, g, index_build)
         before = table_counts(db)
         graph = PostgresGraphStore(db)
-        seconds = timed_graph(graph)
-        t0 = time.perf_counter()
-        summary = deduplicate_graph(graph, TextSeededEmbedder(), params)
-        total = time.perf_counter() - t0
+        seconds = timed_graph(graph, search)
+        with PeakRss() as rss:
+            t0 = time.perf_counter()
+            summary = deduplicate_graph(graph, TextSeededEmbedder(), params)
+            total = time.perf_counter() - t0
         after = table_counts(db)
         result = {"setup": setup, "before": before, "after": after, "seconds": total, "split": dict(seconds),
-                  "summary": summary.model_dump(), "score": score(db, g)}
+                  "summary": summary.model_dump(), "score": score(db, g),
+                  "rss_mib": {"before": round(rss.start), "peak": round(rss.peak),
+                              "peak_minus_before": round(rss.peak - rss.start)}}
         return result
     finally:
         db.close()
@@ -187,6 +227,8 @@ def main() -> None:
     ap.add_argument("--greedy-budget", type=float, default=240.0,
                     help="seconds the greedy pass may take; above it (estimated) run a subset and extrapolate")
     ap.add_argument("--neighbours", type=int, default=None, help="DedupParams.neighbours (default: the product's)")
+    ap.add_argument("--search", choices=("auto", "probe", "memory"), default="auto",
+                    help="candidate search: per-row HNSW probes, in memory (kg.graph.knn), or the product's choice")
     args = ap.parse_args()
     params = DedupParams() if args.neighbours is None else DedupParams(neighbours=args.neighbours)
     sizes = [int(s) for s in args.sizes.split(",")]
@@ -201,7 +243,7 @@ def main() -> None:
             print(f"[{n}] synthetic graph: {len(g.triples)} triples, {len(g.nodes)} nodes, {len(g.relations)}"
                   f" relations, {len(g.planted)} planted pairs, {len(g.hard_negatives)} hard negatives,"
                   f" {len(g.planted_nodes)} planted entity pairs ({gen_s:.1f}s)", flush=True)
-            results[n] = r = run_dedup(server, g, f"dedup{n}", args.index_build, params)
+            results[n] = r = run_dedup(server, g, f"dedup{n}", args.index_build, params, args.search)
             print(f"[{n}] setup {', '.join(f'{k} {v:.1f}s' for k, v in r['setup'].items())}; "
                   f"dedup {r['seconds']:.2f}s", flush=True)
             if args.greedy and greedy is None:
@@ -228,7 +270,8 @@ def main() -> None:
 
     print()
     print_machine(FACTS)
-    print(f"    params: {params.model_dump()}, index build: {args.index_build}, documents: {args.docs}")
+    print(f"    params: {params.model_dump()}, index build: {args.index_build}, documents: {args.docs},"
+          f" search: {args.search}")
     print()
     print("| triples | dedup s | similar_triples s | similar_entities s | attributes + plan s | apply_dedup s"
           " | recall | precision | merges (semantic/exact) | entities merged | hard negatives merged |")
@@ -244,6 +287,8 @@ def main() -> None:
     for n, r in results.items():
         print(f"[{n}] setup: {r['setup']}; tables before {r['before']}; after {r['after']}")
         print(f"[{n}] split: {r['split']}; summary {r['summary']}")
+        print(f"[{n}] resident set size during the pass (MiB): {r['rss_mib']}; process peak (ru_maxrss)"
+              f" {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MiB")
         print(f"[{n}] score: {r['score']}")
     if greedy:
         print()

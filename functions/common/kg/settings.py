@@ -17,6 +17,11 @@ Provider = Literal["offline", "openai"]
 TokenizerEncoding = Literal["o200k_base", "cl100k_base"]
 
 
+# A store that adds at least this many new rows to a graph table, relative to the rows already in
+# it, loads the table without its HNSW index and builds the index after (kg.graph.postgres); the
+# crossover measured by bench/bulk_store.py (BENCHMARKS.md §11).
+DEFAULT_BULK_LOAD_RATIO = 0.1
+
 
 def default_data_dir() -> Path:
     """The user's data folder; for root, /var/lib/kg: the embedded server cannot run as root, and the
@@ -38,6 +43,9 @@ class Settings(BaseSettings):
     chunk_overlap_tokens: int = Field(default=200, ge=0)  # below chunk_tokens
     tokenizer_encoding: TokenizerEncoding = "o200k_base"
     max_document_bytes: int = Field(default=10_000_000, ge=1)
+    # Storing: new rows / rows already in a table at which a write rebuilds its HNSW index instead
+    # of inserting into it (0: always, for a write of at least a thousand new rows; a large value: never).
+    bulk_load_ratio: float = Field(default=DEFAULT_BULK_LOAD_RATIO, ge=0)
 
     # A local job's lease: its process renews it every third of this; a job whose lease has lapsed
     # (its process died) reads INTERRUPTED, and `kg resume` may take it over.

@@ -122,7 +122,7 @@ class AwsPorts:
     def graph(self) -> PostgresGraphStore:
         from kg.graph.postgres import PostgresGraphStore
 
-        return PostgresGraphStore(self.db)
+        return PostgresGraphStore(self.db, bulk_load_ratio=self.settings.bulk_load_ratio)
 
     # -- parameters of the stages --------------------------------------------------------------------
     def chunking(self) -> ChunkingParams:

@@ -135,7 +135,7 @@ def open_local_ports(
         extractor=extractor,
         embedder=embedder,
         conceptualizer=conceptualizer or default_conceptualizer(settings, cache),
-        graph=PostgresGraphStore(db),
+        graph=PostgresGraphStore(db, bulk_load_ratio=settings.bulk_load_ratio),
         ledger=PostgresLedger(db),
         blobs=FolderBlobStore(settings.blob_dir),
         db=db,

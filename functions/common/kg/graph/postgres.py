@@ -9,23 +9,31 @@ Writers are serialised by transaction-scoped advisory locks (docs/DESIGN.md, "De
 replacing documents"): whatever writes a document's rows (its write or replacement, its concepts,
 its delete) holds that document's lock, and the graph lock shared; a dedup pass, which may merge
 rows of any document, holds the graph lock alone. Locks are always taken graph first, then
-document, so two writers never wait for each other in a circle.
+document, so two writers never wait for each other in a circle. A write large enough to load in
+bulk (its HNSW indexes dropped and built again after) takes the bulk lock third, then its tables
+exclusively without queueing for them (_lock_exclusively).
 """
 
 from __future__ import annotations
 
 import hashlib
+import logging
+import math
 import os
+import time
 import uuid
 from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
+from typing import Literal, NamedTuple
 
 import numpy as np
 import psycopg
+from psycopg import sql
 
 from kg.db import Database
 from kg.errors import NotFound
+from kg.graph import knn
 from kg.graph import (
     ConceptCount,
     ConceptMember,
@@ -60,12 +68,29 @@ from kg.models import (
     DeleteSummary,
 )
 from kg.normalize import concept_id, normalise
+from kg.settings import DEFAULT_BULK_LOAD_RATIO
+
+logger = logging.getLogger(__name__)
 
 _VECTOR_TABLES = ("nodes", "relations", "triples", "concepts")
 # Advisory lock namespaces (the two-int form; kg.db's migration lock is a single bigint, another
 # space): the graph lock is (_GRAPH_LOCK, 0), a document's is (_DOCUMENT_LOCK, 31 bits of its id).
 _GRAPH_LOCK = 7_251_011
 _DOCUMENT_LOCK = 7_251_012
+# A write that may load in bulk (write_document) holds (_GRAPH_LOCK, 1) too, after its document's:
+# two bulk loads would otherwise each wait for the other's hold on the tables.
+_BULK_LOCK = 1
+# Bulk loading (write_document): the tables whose HNSW index a large write drops and builds again.
+_HNSW_TABLES = ("nodes", "relations", "triples")
+# Fewer new rows than this in a table never take the bulk path: the exclusive table lock it needs
+# (readers wait for it) buys nothing on a small write. BENCHMARKS.md §11 measures the crossover.
+_BULK_MIN_ROWS = 1_000
+# How long a bulk load tries for the exclusive table locks (without waiting in the lock queue, see
+# _lock_exclusively) before it loads incrementally instead.
+_BULK_LOCK_WAIT_S = 30.0
+# The memory an HNSW build may use for its in-memory graph (maintenance_work_mem, this transaction
+# only): about a vector and its neighbour lists per row, up to this cap.
+_BULK_MAX_WORK_MEM_MB = 1024
 # A concept with more members than this is searched through the HNSW index (members_near).
 _EXACT_MEMBERS = 500
 
@@ -85,10 +110,14 @@ class PostgresGraphStore:
     recall@10 and latency for each setting). A filtered search scans the index further (pgvector's iterative
     scan) until enough rows pass the filter."""
 
-    def __init__(self, db: Database, search_workers: int | None = None, search_ef: int = 200):
+    def __init__(self, db: Database, search_workers: int | None = None, search_ef: int = 200,
+                 bulk_load_ratio: float = DEFAULT_BULK_LOAD_RATIO):
         self.db = db
         self.search_workers = max(1, min(search_workers or os.cpu_count() or 1, db.pool.max_size - 1))
         self.search_ef = search_ef
+        # write_document loads a table without its HNSW index, and builds the index after, when the
+        # rows it adds are at least this many times the rows already there (KG_BULK_LOAD_RATIO).
+        self.bulk_load_ratio = bulk_load_ratio
         self._embedding_space: tuple[str, int] | None = None
 
     # -- vectors ---------------------------------------------------------------------------------
@@ -121,10 +150,15 @@ class PostgresGraphStore:
         merged: MergedGraph,
         vectors: Mapping[uuid.UUID, np.ndarray],
     ) -> int:
+        """Writes the document's rows in one transaction. When the write adds many rows relative to
+        a table's size (bulk_load_ratio), that table's HNSW index is dropped before the insert and
+        built again after it, in the same transaction: a failure anywhere rolls the drop back too."""
         job = uuid.UUID(job_id)
         doc_id = document.id
         with self.db.connection() as conn, conn.transaction(), conn.cursor() as cur:
             _lock_document(cur, doc_id)
+            may_bulk = _may_bulk_load(cur, self.bulk_load_ratio, {
+                "nodes": len(merged.nodes), "relations": len(merged.relations), "triples": len(merged.triples)})
             previous = cur.execute(
                 "SELECT content_hash FROM documents WHERE id = %s FOR UPDATE", (doc_id,)
             ).fetchone()
@@ -164,6 +198,7 @@ class PostgresGraphStore:
                    ((p.triple_id, _chunk_id(doc_id, p.chunk_index), doc_id, job, p.confidence, p.grounded)
                     for p in merged.provenance))
             _follow_merges(cur)
+            rebuild = _drop_vector_indexes(cur, self.bulk_load_ratio) if may_bulk else []
 
             inserted += _insert_staged(
                 cur, "chunks", "id",
@@ -183,6 +218,8 @@ class PostgresGraphStore:
                                        "ON CONFLICT (triple_id, chunk_id) DO NOTHING")
             if changed:
                 _collect_unsupported(cur, "retracted")
+            if rebuild:
+                _build_vector_indexes(cur, rebuild, self.db.dimensions)
         return inserted
 
     @staticmethod
@@ -328,10 +365,12 @@ class PostgresGraphStore:
     # -- deduplication ---------------------------------------------------------------------------
 
     def similar_triples(
-        self, threshold: float, neighbours: int, document_id: uuid.UUID | None = None, part_threshold: float = 0.92
+        self, threshold: float, neighbours: int, document_id: uuid.UUID | None = None, part_threshold: float = 0.92,
+        search: SearchPath = "auto",
     ) -> list[SimilarPair]:
         """Pairs of triples of the same type whose statement vectors have cosine >= threshold, found
-        for each triple in scope (one document's, or all) among its nearest neighbours (HNSW).
+        for each triple in scope (one document's, or all) among its nearest neighbours: by one HNSW
+        probe per triple, or for the whole graph in memory (`_memory_pairs`, see `SearchPath`).
 
         Short statements of one shape ("X participant in Y") look alike to an embedding model
         however different their ends are, so a pair must also say it about the same things: each
@@ -345,32 +384,67 @@ class PostgresGraphStore:
                     f"  OR ' ' || x.normalised || ' ' LIKE '%% ' || y.normalised || ' %%'"
                     f"  OR ' ' || y.normalised || ' ' LIKE '%% ' || x.normalised || ' %%')))")
 
+        columns = "u.id, u.type, u.subject_id, u.relation_id, u.object_id, u.embedding <=> t.embedding AS distance"
+        where = f"""n.id <> t.id AND n.type = t.type AND n.distance <= %(max_distance)s {scope if document_id else ""}
+              AND {alike("nodes", "subject_id", "")} AND {alike("relations", "relation_id", "")}
+              AND {alike("nodes", "object_id", "")}"""
+        if _in_memory(document_id, search):
+            return self._memory_pairs("SELECT id, embedding FROM triples", "triples",
+                                      f"SELECT {columns} FROM triples u WHERE u.id = c.b", where,
+                                      threshold, neighbours, part_threshold)
         sql = f"""
             SELECT t.id, n.id, 1 - n.distance
             FROM triples t
             CROSS JOIN LATERAL (
-                SELECT u.id, u.type, u.subject_id, u.relation_id, u.object_id, u.embedding <=> t.embedding AS distance
-                FROM triples u ORDER BY u.embedding <=> t.embedding LIMIT %(k)s) n
-            WHERE n.id <> t.id AND n.type = t.type AND n.distance <= %(max_distance)s {scope if document_id else ""}
-              AND {alike("nodes", "subject_id", "")} AND {alike("relations", "relation_id", "")}
-              AND {alike("nodes", "object_id", "")}"""
+                SELECT {columns} FROM triples u ORDER BY u.embedding <=> t.embedding LIMIT %(k)s) n
+            WHERE {where}"""
         return self._pairs(sql, threshold, neighbours, document_id, part_threshold)
 
     def similar_entities(
-        self, threshold: float, neighbours: int, document_id: uuid.UUID | None = None
+        self, threshold: float, neighbours: int, document_id: uuid.UUID | None = None, search: SearchPath = "auto",
     ) -> list[SimilarPair]:
-        """Pairs of entity nodes whose name vectors have cosine >= threshold (nearest neighbours, HNSW)."""
+        """Pairs of entity nodes whose name vectors have cosine >= threshold (nearest neighbours: HNSW
+        probes, or in memory for the whole graph, as in `similar_triples`)."""
         scope = ("AND t.id IN (SELECT x.subject_id FROM triples x JOIN triple_provenance p ON p.triple_id = x.id"
                  " WHERE p.document_id = %(doc)s UNION SELECT x.object_id FROM triples x"
                  " JOIN triple_provenance p ON p.triple_id = x.id WHERE p.document_id = %(doc)s)")
+        where = f"t.kind = 'entity' AND n.id <> t.id AND n.distance <= %(max_distance)s {scope if document_id else ''}"
+        if _in_memory(document_id, search):
+            return self._memory_pairs(
+                "SELECT id, embedding FROM nodes WHERE kind = 'entity'", "nodes",
+                "SELECT u.id, u.embedding <=> t.embedding AS distance FROM nodes u"
+                " WHERE u.id = c.b AND u.kind = 'entity'",
+                where, threshold, neighbours)
         sql = f"""
             SELECT t.id, n.id, 1 - n.distance
             FROM nodes t
             CROSS JOIN LATERAL (
                 SELECT u.id, u.embedding <=> t.embedding AS distance
                 FROM nodes u WHERE u.kind = 'entity' ORDER BY u.embedding <=> t.embedding LIMIT %(k)s) n
-            WHERE t.kind = 'entity' AND n.id <> t.id AND n.distance <= %(max_distance)s {scope if document_id else ""}"""
+            WHERE {where}"""
         return self._pairs(sql, threshold, neighbours, document_id)
+
+    def _memory_pairs(
+        self, vectors_sql: str, table: str, neighbour_sql: str, where: str, threshold: float, neighbours: int,
+        part_threshold: float = 1.0,
+    ) -> list[SimilarPair]:
+        """The whole-graph search without per-row probes: every vector read once, each row's nearest
+        neighbours found in memory (kg.graph.knn), then the candidate pairs checked in one statement
+        by the same `where` as the per-row probe, so the rules and pgvector's arithmetic decide."""
+        with self.db.connection() as conn:
+            ids, vectors = knn.read_vectors(conn, vectors_sql, self.db.dimensions)
+        queries, found = knn.neighbour_rows(vectors, neighbours, threshold)
+        del vectors  # the largest thing this pass holds: free it before the check
+        params = {"max_distance": 1 - threshold + 1e-6, "part_distance": 1 - part_threshold + 1e-6}
+        with self.db.connection() as conn, conn.transaction(), conn.cursor() as cur:
+            cur.execute("CREATE TEMP TABLE dedup_candidates (a uuid NOT NULL, b uuid NOT NULL) ON COMMIT DROP")
+            with cur.copy("COPY dedup_candidates (a, b) FROM STDIN (FORMAT BINARY)") as copy:
+                copy.write(knn.pairs_payload(ids, queries, found))
+            rows = cur.execute(
+                f"SELECT t.id, n.id, 1 - n.distance FROM dedup_candidates c JOIN {table} t ON t.id = c.a"
+                f" CROSS JOIN LATERAL ({neighbour_sql}) n WHERE {where}", params,
+            ).fetchall()
+        return _similar_pairs(rows)
 
     def _pairs(
         self, sql: str, threshold: float, neighbours: int, document_id: uuid.UUID | None, part_threshold: float = 1.0
@@ -395,11 +469,7 @@ class PostgresGraphStore:
         ranges = list(zip(bounds, [*bounds[1:], None], strict=True))
         with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="knn") as pool:
             rows = [row for part in pool.map(search, ranges) for row in part]
-        pairs: dict[tuple[uuid.UUID, uuid.UUID], float] = {}
-        for a, b, similarity in rows:
-            key = (a, b) if a < b else (b, a)
-            pairs[key] = max(pairs.get(key, 0.0), float(similarity))
-        return [SimilarPair(a=a, b=b, similarity=sim) for (a, b), sim in pairs.items()]
+        return _similar_pairs(rows)
 
     def triple_attributes(self, ids: Collection[uuid.UUID]) -> dict[uuid.UUID, TripleAttributes]:
         with self.db.connection() as conn:
@@ -929,6 +999,117 @@ def _insert_staged(
     return int(fresh)
 
 
+# -- bulk loading (write_document) -----------------------------------------------------------------
+
+
+class _Rebuild(NamedTuple):
+    table: str
+    rows: int  # the table's rows once the write is in
+    definitions: list[str]  # pg_get_indexdef of its HNSW indexes: the migrations' own definitions
+
+
+def _may_bulk_load(cur: psycopg.Cursor, ratio: float, rows: Mapping[str, int]) -> bool:
+    """Whether a write of `rows` (per table; an upper bound of the new ones) may load a table in
+    bulk, going by the statistics' live row counts, which take no lock on the tables; if so, takes
+    the bulk lock, so that bulk loads run one at a time. _drop_vector_indexes decides on exact counts."""
+    if max(rows.values(), default=0) < _BULK_MIN_ROWS:
+        return False
+    live = dict(cur.execute(
+        "SELECT relname, n_live_tup FROM pg_stat_user_tables WHERE schemaname = current_schema()"
+        " AND relname = ANY(%s)", (list(_HNSW_TABLES),)).fetchall())
+    if not any(n >= _BULK_MIN_ROWS and n >= ratio * live.get(table, 0) for table, n in rows.items()):
+        return False
+    cur.execute("SELECT pg_advisory_xact_lock(%s, %s)", (_GRAPH_LOCK, _BULK_LOCK))
+    return True
+
+
+def _drop_vector_indexes(cur: psycopg.Cursor, ratio: float) -> list[_Rebuild]:
+    """For each table whose staged rows new to it number at least `ratio` times the rows already
+    in it (and at least _BULK_MIN_ROWS): takes the table for this transaction alone and drops its
+    HNSW indexes, returning their definitions, read back from the catalog (so they are what the
+    migrations made), for _build_vector_indexes. An empty list: load incrementally."""
+    chosen: dict[str, int] = {}
+    for table in _HNSW_TABLES:
+        (new,) = cur.execute(
+            f"SELECT count(DISTINCT s.id) FROM staging_{table} s"
+            f" WHERE NOT EXISTS (SELECT 1 FROM {table} x WHERE x.id = s.id)").fetchone()
+        if new < _BULK_MIN_ROWS:
+            continue
+        # Counted only as far as the decision needs: a large table is not scanned for a small write.
+        limit = math.floor(new / ratio) + 1 if ratio > 0 else None
+        (existing,) = cur.execute(f"SELECT count(*) FROM (SELECT 1 FROM {table} LIMIT %s) x", (limit,)).fetchone()
+        if new >= ratio * existing:
+            chosen[table] = existing + new
+    if not chosen or not _lock_exclusively(cur, [t for t in _HNSW_TABLES if t in chosen]):
+        return []
+    rebuild = []
+    for table, rows in chosen.items():
+        indexes = cur.execute(
+            "SELECT n.nspname, c.relname, pg_get_indexdef(c.oid) FROM pg_index i"
+            " JOIN pg_class c ON c.oid = i.indexrelid JOIN pg_am a ON a.oid = c.relam"
+            " JOIN pg_namespace n ON n.oid = c.relnamespace"
+            " WHERE i.indrelid = %s::regclass AND a.amname = 'hnsw' ORDER BY c.relname", (table,)).fetchall()
+        for schema, name, _ in indexes:
+            cur.execute(sql.SQL("DROP INDEX {}").format(sql.Identifier(schema, name)))
+        if indexes:
+            rebuild.append(_Rebuild(table, rows, [definition for _, _, definition in indexes]))
+    logger.info("bulk load: %s without their HNSW indexes",
+                ", ".join(f"{r.table} ({r.rows} rows after)" for r in rebuild))
+    return rebuild
+
+
+def _lock_exclusively(cur: psycopg.Cursor, tables: Sequence[str]) -> bool:
+    """Takes the tables in ACCESS EXCLUSIVE mode (DROP INDEX needs it) for the rest of the
+    transaction, trying with NOWAIT until _BULK_LOCK_WAIT_S has passed; False if they stayed busy.
+
+    Never waiting in the lock queue is what keeps this free of deadlocks: readers and writers take
+    these tables in different orders (a write: nodes, relations, triples; a delete: triples, nodes,
+    relations; a search may read one, then another), so a bulk load that waited for one table while
+    holding another could close a circle. Those that come after the lock is taken wait for the
+    commit; the other bulk loads wait on the bulk lock."""
+    deadline = time.monotonic() + _BULK_LOCK_WAIT_S
+    pause = 0.05
+    statement = f"LOCK TABLE {', '.join(tables)} IN ACCESS EXCLUSIVE MODE NOWAIT"
+    while True:
+        try:
+            with cur.connection.transaction():  # a savepoint: a failed try keeps none of the locks
+                cur.execute(statement)
+            return True
+        except psycopg.errors.LockNotAvailable:
+            if time.monotonic() + pause > deadline:
+                logger.info("bulk load: %s stayed in use for %ss; loading incrementally",
+                            ", ".join(tables), _BULK_LOCK_WAIT_S)
+                return False
+            time.sleep(pause)
+            pause = min(2 * pause, 1.0)
+
+
+def _build_vector_indexes(cur: psycopg.Cursor, rebuild: Sequence[_Rebuild], dimensions: int) -> None:
+    """Builds the dropped HNSW indexes again from their definitions, with PostgreSQL's parallel
+    index build (pgvector builds HNSW indexes in parallel) and, for this transaction only, enough
+    maintenance_work_mem for the graph to be built in memory."""
+    (work_mem_kb, workers) = cur.execute(
+        "SELECT pg_size_bytes(current_setting('maintenance_work_mem')) / 1024,"
+        " current_setting('max_parallel_workers')::int").fetchone()
+    for r in rebuild:
+        # pgvector keeps the graph in memory while it fits: about a vector and its neighbour lists a row.
+        wanted_kb = math.ceil(r.rows * (4 * dimensions + 1024) * 1.25 / 1024)
+        cur.execute("SELECT set_config('maintenance_work_mem', %s, true),"
+                    " set_config('max_parallel_maintenance_workers', %s, true)",
+                    (f"{max(work_mem_kb, min(wanted_kb, _BULK_MAX_WORK_MEM_MB * 1024))}kB", str(workers)))
+        for definition in r.definitions:
+            started = time.perf_counter()
+            try:
+                with cur.connection.transaction():
+                    cur.execute(definition)
+            except (psycopg.errors.DiskFull, psycopg.errors.OutOfMemory):
+                # A parallel build keeps its graph in shared memory, which a container may keep
+                # small (/dev/shm): build it in this backend instead.
+                cur.execute("SELECT set_config('max_parallel_maintenance_workers', '0', true)")
+                cur.execute(definition)
+            logger.info("bulk load: %s built in %.1fs", definition, time.perf_counter() - started)
+
+
 def _follow_merges(cur: psycopg.Cursor) -> None:
     """Staged rows that deduplication merged away earlier land on the rows that absorbed them, as
     long as those are still there (a delete may have collected them since). A triple that lands on
@@ -1102,3 +1283,28 @@ def _merge_nodes(
     merged = cur.execute("DELETE FROM nodes n USING node_merge m WHERE n.id = m.merged").rowcount
     cur.execute("DROP TABLE node_merge")
     return merged
+
+
+# -- deduplication's candidate search ----------------------------------------------------------------
+
+# "probe": one HNSW kNN query per row in scope. "memory": read every vector once and search in memory
+# (kg.graph.knn); only for the whole graph. "auto": memory for a whole-graph pass when faiss is
+# installed (the `local` extra), probes otherwise. A one-document pass always probes: it looks at a
+# few hundred rows, and reading and indexing the whole graph's vectors for them would cost more
+# (BENCHMARKS.md, "Deduplication in memory").
+SearchPath = Literal["auto", "probe", "memory"]
+
+
+def _in_memory(document_id: uuid.UUID | None, search: SearchPath) -> bool:
+    if document_id is not None or search == "probe":
+        return False
+    return search == "memory" or knn.available()
+
+
+def _similar_pairs(rows: Iterable[tuple[uuid.UUID, uuid.UUID, float]]) -> list[SimilarPair]:
+    """One pair per unordered (a, b), a < b, at the larger similarity either side found it with."""
+    pairs: dict[tuple[uuid.UUID, uuid.UUID], float] = {}
+    for a, b, similarity in rows:
+        key = (a, b) if a < b else (b, a)
+        pairs[key] = max(pairs.get(key, 0.0), float(similarity))
+    return [SimilarPair(a=a, b=b, similarity=sim) for (a, b), sim in pairs.items()]

@@ -71,7 +71,8 @@ def _parts(t: TripleAttributes) -> tuple[str, str, str]:
 def deduplicate_graph(
     graph: GraphStore, embedder: Embedder, params: DedupParams, document_id: str | None = None
 ) -> DedupSummary:
-    """One pass outside any job: `document_id` None is the whole graph (a maintenance pass). The
+    """One pass outside any job: `document_id` None is the whole graph (a maintenance pass, whose
+    candidates the store finds in memory rather than by one HNSW probe per row: kg.graph.knn). The
     triples an entity merge rewrote are embedded again before it returns."""
     scope = uuid.UUID(document_id) if document_id else None
     summary = graph.apply_dedup(None, triple_merges(graph, params, scope), entity_merges(graph, params, scope), scope)
