@@ -89,3 +89,31 @@ def test_a_failing_concept_batch_leaves_the_job_partial_and_its_elements_for_lat
     assert report.concepts.failed_batches == 1 and report.concepts.elements == 0
     with ports.db.connection() as conn:
         assert conn.execute("SELECT count(*) FROM nodes WHERE conceptualized_at IS NULL").fetchone()[0] == 5
+
+
+class CountingEmbedder:
+    """Wraps an embedder and remembers every text it embedded."""
+
+    def __init__(self, inner):
+        self.inner, self.model, self.dimensions = inner, inner.model, inner.dimensions
+        self.texts: list[str] = []
+
+    def embed(self, texts):
+        self.texts.extend(texts)
+        return self.inner.embed(texts)
+
+
+def test_batches_in_flight_together_embed_each_new_phrase_once(make_ports, settings):
+    facts = [fact(f"Person {i}", "met", f"City {i}") for i in range(12)]
+    ports = make_ports(FactsExtractor(facts))
+    text = " ".join(f"Person {i} met City {i}." for i in range(12))
+    report = ingest(doc(text, "many"), ports, settings.model_copy(update={"concepts": False}))
+    counting = CountingEmbedder(ports.embedder)
+    progress = generate_concepts(StageRequest(job_id=report.job_id), ports.conceptualizer, counting, ports.graph,
+                                 ports.ledger, ports.blobs, batch_size=2, workers=4)
+    assert progress.state == "done" and progress.counts["elements"] == 25  # 12 people, 12 cities, "met"
+    with ports.db.connection() as conn:
+        phrases = conn.execute("SELECT count(DISTINCT name) FROM concepts").fetchone()[0]  # a vector each
+        uses = conn.execute("SELECT count(*) FROM conceptualizations").fetchone()[0]
+    assert uses > phrases  # batches shared phrases ("person", "city"...): each could have embedded them
+    assert len(counting.texts) == len(set(counting.texts)) == phrases

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import re
 import unicodedata
 import uuid
@@ -12,6 +13,7 @@ _PUNCTUATION = re.compile(r"[^\w\s'&+-]")
 _SPACE = re.compile(r"\s+")
 
 
+@functools.lru_cache(maxsize=1 << 16)  # a document names the same things again and again (merge, ids)
 def normalise(text: str) -> str:
     """Case, width, whitespace, punctuation and leading articles folded: 'The  Nobel Prize.' -> 'nobel prize'."""
     folded = unicodedata.normalize("NFKC", text).casefold().replace("’", "'")

@@ -19,7 +19,8 @@ def default_embedder(settings: Settings) -> Embedder:
         from kg.llm.client import shared_client
 
         return OpenAiEmbedder(shared_client(settings), settings.embedding_model, settings.embedding_dimensions,
-                              settings.embedding_batch_size, settings.llm_prices)
+                              settings.embedding_batch_size, settings.llm_prices,
+                              settings.embedding_concurrency)
     from kg.embeddings.onnx_minilm import MiniLmEmbedder
 
     return MiniLmEmbedder(batch_size=settings.embedding_batch_size)
@@ -60,7 +61,7 @@ def store_embedder(settings: Settings, model: str, dimensions: int) -> Embedder:
     from kg.llm.client import shared_client
 
     return OpenAiEmbedder(shared_client(settings), model, dimensions, settings.embedding_batch_size,
-                          settings.llm_prices)
+                          settings.llm_prices, settings.embedding_concurrency)
 
 
 def default_extractor(settings: Settings, cache: LlmCache | None = None) -> Extractor:

@@ -90,6 +90,8 @@ class Settings(BaseSettings):
     embedding_model: str = "text-embedding-3-small"
     embedding_dimensions: int | None = Field(default=None, ge=1)  # None: the model's native size
     embedding_batch_size: int = Field(default=128, ge=1)
+    # OpenAI embedding requests of one embedding call in flight at once (within llm_concurrency).
+    embedding_concurrency: int = Field(default=4, ge=1, le=256)
 
     # Concepts (stage 2) and deduplication (stage 3)
     concepts: bool = True

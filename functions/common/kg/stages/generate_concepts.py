@@ -1,10 +1,13 @@
 """Generate concepts (stage 2): conceptualize the job's elements that have no concepts yet.
 
-Elements come in rounds of `workers` batches of `batch_size`; a round's conceptualizer calls run
-concurrently (the LLM layer's limiter still caps requests in flight), then each batch's concepts are
-embedded and written, one transaction per batch, which marks its elements done. The budget is
-checked between rounds, so a call returns `more` with its finished batches kept. A batch that fails
-is left for a later run (its elements stay unmarked) and counted; the job then ends PARTIAL.
+Elements go in batches of `batch_size` to the conceptualizer, `workers` calls in flight at once: a
+call that ends frees its place for the next batch at once (the LLM layer's limiter still caps
+requests in flight). Each batch's new concept phrases are embedded in the background, so the next
+calls do not wait for them, a phrase once per call of this stage; a batch is written as soon as its
+vectors are there, one transaction per batch, which marks its elements done. Writes stay in this
+thread, one at a time. Once the budget has run out no batch starts; those in flight are written and
+the call returns `more`. A batch that fails is left for a later run (its elements stay unmarked)
+and counted; the job then ends PARTIAL.
 
 Safe to retry: an element is written once (a retry finds it marked), and the counts come from the
 graph rows tagged with the job, not from what one call did.
@@ -19,18 +22,21 @@ from __future__ import annotations
 import hashlib
 import uuid
 from collections.abc import Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from dataclasses import dataclass, field
+
+import numpy as np
 
 from pydantic import BaseModel, Field
 
 from kg.blobs import BlobStore, error_key, get_optional, stage_key
 from kg.concepts import Conceptualizer
-from kg.embedding_map import embed_texts
-from kg.embeddings import Embedder
+from kg.embedding_map import missing_texts
+from kg.embeddings import Embedded, Embedder
 from kg.errors import NotFound
 from kg.graph import GraphStore
 from kg.ledger import Ledger
-from kg.models import ConceptElement, Stage
+from kg.models import ConceptBatch, ConceptElement, ConceptPhrase, LlmUsage, Stage
 from kg.normalize import concept_id
 from kg.stages.contract import Budget, StageProgress, StageRequest
 
@@ -62,38 +68,36 @@ def generate_concepts(
     stored_failed = get_optional(blobs, failed_key)
     failed = FailedBatches.model_validate_json(stored_failed) if stored_failed else FailedBatches()
 
-    rounds = 0
-    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="concepts") as pool:
+    window = _Window(conceptualizer, embedder, graph, workers)
+    with window:
+        started = exhausted = False
         while True:
-            skip = set(failed.element_ids)
-            wanted = batch_size * workers
-            elements = [e for e in graph.elements_to_conceptualize(scope, wanted + len(skip))
-                        if e.id not in skip][:wanted]
-            if not elements:
+            # At least one batch per call, so that every call moves on.
+            starting = not (started and budget.expired())
+            while starting and not exhausted and window.has_room():
+                batch = window.next_batch(scope, batch_size, failed.element_ids)
+                if not batch:
+                    exhausted = True  # elements only leave the list while this stage runs
+                    break
+                window.start(batch)
+                started = True
+            if window.idle():
                 break
-            if rounds and budget.expired():  # at least one round per call, so that every call moves on
-                return StageProgress(job_id=job_id, stage=Stage.CONCEPTS, state="more",
-                                     counts=graph.concept_counts(job_id).model_dump())
-            batches = [elements[i:i + batch_size] for i in range(0, len(elements), batch_size)]
-            futures = [pool.submit(conceptualizer.conceptualize, batch) for batch in batches]
-            rounds += 1
-            round_failed = False
-            for batch, future in zip(batches, futures, strict=True):
-                try:
-                    result = future.result()
-                except Exception as error:  # fail-forward: the other batches still get their concepts
-                    failed.batches += 1
-                    failed.element_ids.extend(element.id for element in batch)
-                    failed.last_error = f"{type(error).__name__}: {error}"
-                    round_failed = True
-                    continue
-                texts = {concept_id(p.level, p.phrase): p.phrase for phrases in result.concepts for p in phrases}
-                vectors, _, embedding_usage = embed_texts(texts, embedder, graph)
-                ledger.record_usage(job_id, Stage.CONCEPTS, result.usage.add(embedding_usage), part=_part(batch))
-                graph.write_concepts(job_id, batch, result.concepts, vectors, document_id=scope)
-            if round_failed:
+            failures = window.settle()
+            for batch, error in failures:  # fail-forward: the other batches still get their concepts
+                failed.batches += 1
+                failed.element_ids.extend(element.id for element in batch)
+                failed.last_error = f"{type(error).__name__}: {error}"
+            if failures:
                 blobs.put(failed_key, failed.model_dump_json().encode())
                 blobs.put(error_key(job_id, "concepts"), (failed.last_error or "").encode())
+            for written in window.writable():
+                ledger.record_usage(job_id, Stage.CONCEPTS, written.usage, part=_part(written.elements))
+                graph.write_concepts(job_id, written.elements, written.concepts, written.vectors, document_id=scope)
+                window.written(written)
+        if not starting and window.has_elements_left(scope, failed.element_ids):
+            return StageProgress(job_id=job_id, stage=Stage.CONCEPTS, state="more",
+                                 counts=graph.concept_counts(job_id).model_dump())
 
     if scope is not None and not graph.document_exists(scope):
         # Deleted between two rounds: the last round found nothing left to conceptualize.
@@ -108,3 +112,99 @@ def generate_concepts(
 def _part(batch: Sequence[ConceptElement]) -> str:
     """A batch's name in the ledger's usage: the same elements, the same part, whichever call made it."""
     return "batch-" + hashlib.sha256(",".join(sorted(e.id for e in batch)).encode()).hexdigest()[:16]
+
+
+@dataclass
+class _Written:
+    """A batch ready to be written: its concepts, their vectors, and what its calls cost."""
+
+    elements: list[ConceptElement]
+    concepts: list[list[ConceptPhrase]]
+    texts: dict[uuid.UUID, str]  # concept id -> the phrase its vector is made from
+    usage: LlmUsage
+    embedding: Future[Embedded] | None  # the embedding request this batch's new phrases went out in
+    vectors: dict[uuid.UUID, np.ndarray] = field(default_factory=dict)
+
+
+class _Window:
+    """The batches in flight: conceptualizer calls, then the embedding of their new phrases."""
+
+    def __init__(self, conceptualizer: Conceptualizer, embedder: Embedder, graph: GraphStore, workers: int):
+        self.conceptualizer, self.embedder, self.graph, self.workers = conceptualizer, embedder, graph, workers
+        self.calls: dict[Future[ConceptBatch], list[ConceptElement]] = {}
+        self.embeddings: dict[Future[Embedded], list[str]] = {}
+        self.waiting: list[_Written] = []
+        self.vectors: dict[str, np.ndarray] = {}  # by phrase: embedded or read from the graph by this call
+        self.being_embedded: set[str] = set()
+        self.busy: set[str] = set()  # ids of elements started and not written yet
+        self._call_pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="concepts")
+        self._embedding_pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="concept-vectors")
+
+    def __enter__(self) -> _Window:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._call_pool.shutdown(cancel_futures=True)
+        self._embedding_pool.shutdown(cancel_futures=True)
+
+    def has_room(self) -> bool:
+        return len(self.calls) < self.workers
+
+    def idle(self) -> bool:
+        return not (self.calls or self.embeddings or self.waiting)
+
+    def next_batch(self, scope: uuid.UUID | None, batch_size: int, skip: Sequence[str]) -> list[ConceptElement]:
+        """Up to `batch_size` elements not yet marked, not failed before, and not in flight."""
+        excluded = self.busy.union(skip)
+        found = self.graph.elements_to_conceptualize(scope, batch_size + len(excluded))
+        return [e for e in found if e.id not in excluded][:batch_size]
+
+    def has_elements_left(self, scope: uuid.UUID | None, skip: Sequence[str]) -> bool:
+        return bool(self.next_batch(scope, 1, skip))
+
+    def start(self, batch: list[ConceptElement]) -> None:
+        self.busy.update(e.id for e in batch)
+        self.calls[self._call_pool.submit(self.conceptualizer.conceptualize, batch)] = batch
+
+    def settle(self) -> list[tuple[list[ConceptElement], Exception]]:
+        """Waits for the next call or embedding to end and takes in what it brought; returns the
+        batches whose call failed (an embedding that fails raises: the stage fails, as any store error)."""
+        done, _ = wait([*self.calls, *self.embeddings], return_when=FIRST_COMPLETED)
+        failures: list[tuple[list[ConceptElement], Exception]] = []
+        for future in done:
+            if future in self.embeddings:
+                phrases = self.embeddings.pop(future)
+                self.vectors.update(zip(phrases, future.result().vectors, strict=True))
+                self.being_embedded.difference_update(phrases)
+                continue
+            batch = self.calls.pop(future)
+            try:
+                result = future.result()
+            except Exception as error:
+                self.busy.difference_update(e.id for e in batch)
+                failures.append((batch, error))
+                continue
+            texts = {concept_id(p.level, p.phrase): p.phrase for phrases in result.concepts for p in phrases}
+            unknown = {i: t for i, t in texts.items() if t not in self.vectors and t not in self.being_embedded}
+            missing, stored = missing_texts(unknown, self.graph)
+            self.vectors.update(stored)
+            embedding = None
+            if missing:
+                embedding = self._embedding_pool.submit(self.embedder.embed, missing)
+                self.embeddings[embedding] = missing
+                self.being_embedded.update(missing)
+            self.waiting.append(_Written(batch, result.concepts, texts, result.usage, embedding))
+        return failures
+
+    def writable(self) -> list[_Written]:
+        """The batches whose every phrase has its vector, with their vectors and whole usage."""
+        ready = [w for w in self.waiting if all(t in self.vectors for t in w.texts.values())]
+        for w in ready:
+            self.waiting.remove(w)
+            w.vectors = {i: self.vectors[t] for i, t in w.texts.items()}
+            if w.embedding is not None:
+                w.usage = w.usage.add(w.embedding.result().usage)
+        return ready
+
+    def written(self, batch: _Written) -> None:
+        self.busy.difference_update(e.id for e in batch.elements)
