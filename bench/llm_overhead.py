@@ -6,12 +6,17 @@ Lower bound: chunks go max_concurrency at a time and a chunk's four per-type cal
 so extraction cannot take less than ceil(chunks / max_concurrency) x latency; the embedding
 requests of merge-and-store run one after another: + requests x latency.
 
+Then end to end with concepts on (the issue 13 goal: wall <= 1.10 x the bound): the bound is the
+calls that must follow one another: extraction rounds, then the store's embedding requests
+(KG_EMBEDDING_CONCURRENCY at once), then the concept rounds (ceil(batches / workers) x latency, the
+phrases' embeddings overlapping the next calls), then the last concept batch's embedding request.
+
 Then the concepts stage, on its own clock (an observer marks its start and end), run twice on the
 same document: its batches one at a time (KG_CONCEPT_WORKERS=1, as before concurrent batches) and
 `--concurrency` at a time. Its lower bound: ceil(batches / workers) x latency for the
 conceptualizer calls, plus its embedding requests, which run one per batch after it.
 
-    .venv/bin/python bench/llm_overhead.py [--chunks 40] [--latency 0.2] [--concurrency 4]
+    .venv/bin/python bench/llm_overhead.py [--chunks 40] [--latency 0.2] [--concurrency 4] [--parts all|e2e]
 """
 
 from __future__ import annotations
@@ -54,6 +59,62 @@ class ConceptsClock:
         return chats, self.after["embeddings"] - self.before["embeddings"]
 
 
+class StageClock:
+    """The fake server's counts at the start of each stage (and at the end of the last)."""
+
+    def __init__(self, fake: FakeServerProcess):
+        self.fake = fake
+        self.at: dict[Stage, tuple[float, dict]] = {}
+        self.ended = 0.0
+
+    def stage_started(self, stage: Stage, total: int) -> None:
+        self.at[stage] = (time.perf_counter(), self.fake.stats())
+
+    def advanced(self, stage: Stage, amount: int = 1) -> None:
+        self.ended = time.perf_counter()
+
+    def embeddings(self, stage: Stage, until: Stage | None) -> int:
+        end = self.at[until][1] if until else self.fake.stats()
+        return end["embeddings"] - self.at[stage][1]["embeddings"]
+
+    def chats(self, stage: Stage, until: Stage | None) -> int:
+        end = self.at[until][1] if until else self.fake.stats()
+        return len(end["chat"]) - len(self.at[stage][1]["chat"])
+
+
+def end_to_end(args) -> None:
+    """The whole job with concepts on, against the bound its LLM calls set."""
+    from kg.settings import Settings
+
+    embedding_concurrency = Settings.model_fields["embedding_concurrency"].default
+    with embedded_server() as (server, root), FakeServerProcess(args.latency) as fake:
+        clock = StageClock(fake)
+        report, wall, _, settings = timed_ingest(
+            server, root, fake, "llm_overhead_e2e", args.chunks, observer=clock, max_concurrency=args.concurrency,
+            extraction_mode=args.mode, concepts=True, concept_batch_size=args.batch)
+        assert report.status.value == "SUCCEEDED" and report.concepts.elements > 0, report
+        store_embeddings = clock.embeddings(Stage.STORE, Stage.CONCEPTS)
+        concept_calls = clock.chats(Stage.CONCEPTS, None)
+        concept_embeddings = clock.embeddings(Stage.CONCEPTS, None)
+        stage_walls = {stage.value: round(later[0] - at[0], 2) for (stage, at), later in
+                       zip(clock.at.items(), [*list(clock.at.values())[1:], (clock.ended, {})], strict=True)}
+    workers = settings.concept_workers or settings.max_concurrency
+    rounds = {
+        "extraction": math.ceil(args.chunks / args.concurrency),
+        "store embeddings": math.ceil(store_embeddings / embedding_concurrency),
+        "concept calls": math.ceil(concept_calls / workers),
+        "last concept embedding": 1 if concept_embeddings else 0,
+    }
+    bound = sum(rounds.values()) * args.latency
+    print(f"\nend to end with concepts ({args.mode}, {args.chunks} chunks, {args.latency * 1000:.0f} ms): "
+          f"{store_embeddings} store embedding requests, {concept_calls} concept calls + {concept_embeddings} "
+          f"embedding requests")
+    print(f"  rounds on the critical path: {rounds}")
+    ratio = f"{wall / bound:.3f}" if bound else "-"
+    print(f"  wall {wall:.2f} s, lower bound {bound:.2f} s, ratio {ratio} (goal <= 1.10)")
+    print(f"  stages (s): {stage_walls}")
+
+
 def concepts_run(server, root, fake, args, workers: int) -> tuple[float, float, int, int]:
     clock = ConceptsClock(fake)
     report, _, _, _ = timed_ingest(server, root, fake, f"llm_overhead_concepts_{workers}", args.chunks,
@@ -74,7 +135,11 @@ def main() -> None:
     parser.add_argument("--mode", default="per_type", choices=["per_type", "combined"])
     parser.add_argument("--batch", type=int, default=4,
                         help="elements per concept batch (KG_CONCEPT_BATCH_SIZE; small, so the bench document makes many)")
+    parser.add_argument("--parts", default="all", choices=["all", "e2e"])
     args = parser.parse_args()
+    end_to_end(args)
+    if args.parts == "e2e":
+        return
 
     with embedded_server() as (server, root), FakeServerProcess(args.latency) as fake:
         report, wall, started_mono, _ = timed_ingest(server, root, fake, "llm_overhead", args.chunks,

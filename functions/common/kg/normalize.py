@@ -26,10 +26,12 @@ def clean_surface(text: str) -> str:
     return _SPACE.sub(" ", text).strip()
 
 
+@functools.lru_cache(maxsize=1 << 16)
 def node_id(kind: str, name: str) -> uuid.UUID:
     return uuid.uuid5(_NAMESPACE, f"node|{kind}|{normalise(name)}")
 
 
+@functools.lru_cache(maxsize=1 << 14)
 def relation_id(predicate: str) -> uuid.UUID:
     return uuid.uuid5(_NAMESPACE, f"relation|{normalise(predicate)}")
 

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import hashlib
 import uuid
+from collections import deque
 from collections.abc import Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
@@ -131,12 +132,15 @@ class _Window:
 
     def __init__(self, conceptualizer: Conceptualizer, embedder: Embedder, graph: GraphStore, workers: int):
         self.conceptualizer, self.embedder, self.graph, self.workers = conceptualizer, embedder, graph, workers
-        self.calls: dict[Future[ConceptBatch], list[ConceptElement]] = {}
+        self.calls: dict[Future[ConceptBatch], tuple[int, list[ConceptElement]]] = {}
         self.embeddings: dict[Future[Embedded], list[str]] = {}
-        self.waiting: list[_Written] = []
+        self.order: deque[int] = deque()  # the batches started and not written or failed, in order
+        self.waiting: dict[int, _Written] = {}  # answered, by their place in that order
         self.vectors: dict[str, np.ndarray] = {}  # by phrase: embedded or read from the graph by this call
         self.being_embedded: set[str] = set()
         self.busy: set[str] = set()  # ids of elements started and not written yet
+        self.queued: list[ConceptElement] = []  # read from the graph, not started yet
+        self._started = 0
         self._call_pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="concepts")
         self._embedding_pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="concept-vectors")
 
@@ -154,17 +158,23 @@ class _Window:
         return not (self.calls or self.embeddings or self.waiting)
 
     def next_batch(self, scope: uuid.UUID | None, batch_size: int, skip: Sequence[str]) -> list[ConceptElement]:
-        """Up to `batch_size` elements not yet marked, not failed before, and not in flight."""
-        excluded = self.busy.union(skip)
-        found = self.graph.elements_to_conceptualize(scope, batch_size + len(excluded))
-        return [e for e in found if e.id not in excluded][:batch_size]
+        """Up to `batch_size` elements not yet marked, not failed before, and not in flight; read
+        from the graph a window's worth at a time."""
+        if not self.queued:
+            excluded = self.busy.union(skip)
+            found = self.graph.elements_to_conceptualize(scope, batch_size * self.workers + len(excluded))
+            self.queued = [e for e in found if e.id not in excluded]
+        batch, self.queued = self.queued[:batch_size], self.queued[batch_size:]
+        return batch
 
     def has_elements_left(self, scope: uuid.UUID | None, skip: Sequence[str]) -> bool:
-        return bool(self.next_batch(scope, 1, skip))
+        return bool(self.queued or self.next_batch(scope, 1, skip))
 
     def start(self, batch: list[ConceptElement]) -> None:
         self.busy.update(e.id for e in batch)
-        self.calls[self._call_pool.submit(self.conceptualizer.conceptualize, batch)] = batch
+        number, self._started = self._started, self._started + 1
+        self.order.append(number)
+        self.calls[self._call_pool.submit(self.conceptualizer.conceptualize, batch)] = (number, batch)
 
     def settle(self) -> list[tuple[list[ConceptElement], Exception]]:
         """Waits for the next call or embedding to end and takes in what it brought; returns the
@@ -177,11 +187,12 @@ class _Window:
                 self.vectors.update(zip(phrases, future.result().vectors, strict=True))
                 self.being_embedded.difference_update(phrases)
                 continue
-            batch = self.calls.pop(future)
+            number, batch = self.calls.pop(future)
             try:
                 result = future.result()
             except Exception as error:
                 self.busy.difference_update(e.id for e in batch)
+                self.order.remove(number)
                 failures.append((batch, error))
                 continue
             texts = {concept_id(p.level, p.phrase): p.phrase for phrases in result.concepts for p in phrases}
@@ -193,14 +204,18 @@ class _Window:
                 embedding = self._embedding_pool.submit(self.embedder.embed, missing)
                 self.embeddings[embedding] = missing
                 self.being_embedded.update(missing)
-            self.waiting.append(_Written(batch, result.concepts, texts, result.usage, embedding))
+            self.waiting[number] = _Written(batch, result.concepts, texts, result.usage, embedding)
         return failures
 
     def writable(self) -> list[_Written]:
-        """The batches whose every phrase has its vector, with their vectors and whole usage."""
-        ready = [w for w in self.waiting if all(t in self.vectors for t in w.texts.values())]
+        """The batches whose every phrase has its vector, with their vectors and whole usage, in the
+        order they started: the first write of a concept names it, so the graph does not depend on
+        which call came back first."""
+        ready = []
+        while self.order and (head := self.waiting.get(self.order[0])) is not None \
+                and all(t in self.vectors for t in head.texts.values()):
+            ready.append(self.waiting.pop(self.order.popleft()))
         for w in ready:
-            self.waiting.remove(w)
             w.vectors = {i: self.vectors[t] for i, t in w.texts.items()}
             if w.embedding is not None:
                 w.usage = w.usage.add(w.embedding.result().usage)
