@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import threading
+
 from kg.documents import decode_document
 from kg.engine.local import ingest
 from kg.models import ConceptBatch
@@ -117,3 +119,32 @@ def test_batches_in_flight_together_embed_each_new_phrase_once(make_ports, setti
         uses = conn.execute("SELECT count(*) FROM conceptualizations").fetchone()[0]
     assert uses > phrases  # batches shared phrases ("person", "city"...): each could have embedded them
     assert len(counting.texts) == len(set(counting.texts)) == phrases
+
+
+def test_the_next_concept_call_does_not_wait_for_the_last_batch_embedding(make_ports, settings):
+    """A batch's phrases are embedded while the next calls go out: here the first embedding request
+    only returns once a call beyond the first `workers` has started, which never happens if the
+    stage waits for embeddings before it starts more calls."""
+    facts = [fact(f"Person {i}", "met", f"City {i}") for i in range(12)]
+    ports = make_ports(FactsExtractor(facts))
+    text = " ".join(f"Person {i} met City {i}." for i in range(12))
+    report = ingest(doc(text, "many"), ports, settings.model_copy(update={"concepts": False}))
+    workers, third_call = 2, threading.Event()
+    calls = CountingConceptualizer(ports.conceptualizer)
+
+    class Gated(CountingConceptualizer):
+        def conceptualize(self, elements):
+            if len(calls.seen) >= workers * 2:  # two batches of two elements went out before this one
+                third_call.set()
+            return calls.conceptualize(elements)
+
+    class WaitingEmbedder(CountingEmbedder):
+        def embed(self, texts):
+            if not self.texts:
+                assert third_call.wait(timeout=60), "no call started while an embedding was in flight"
+            return super().embed(texts)
+
+    progress = generate_concepts(StageRequest(job_id=report.job_id), Gated(ports.conceptualizer),
+                                 WaitingEmbedder(ports.embedder), ports.graph, ports.ledger, ports.blobs,
+                                 batch_size=2, workers=workers)
+    assert progress.state == "done" and progress.counts["elements"] == 25 and third_call.is_set()
