@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import sys
 import tempfile
 import time
@@ -36,11 +37,34 @@ def llm_settings(url: str, database_url: str, data_dir: Path, **overrides) -> Se
     return Settings(**{**values, **overrides})
 
 
-def document_of(chunks: int, settings: Settings, source: str = "bench-doc") -> DocumentInput:
-    """A document that chunks into exactly `chunks` chunks under these settings."""
+_SYLLABLES = ("ka", "lo", "mi", "ren", "to", "vi", "sa", "du", "ne", "po", "ri", "gu", "fe", "ba", "zo", "the")
+
+
+def _name(number: int) -> str:
+    """A made-up capitalised name, a different one for each number."""
+    parts = []
+    while True:
+        number, digit = divmod(number, len(_SYLLABLES))
+        parts.append(_SYLLABLES[digit])
+        if number == 0:
+            break
+    return ("".join(parts) + "n").capitalize()
+
+
+def paragraph(part: int, distinct: bool) -> str:
+    """PARAGRAPH, or with names of its own (so its facts, vectors and concepts are new to the graph)."""
+    if not distinct:
+        return PARAGRAPH
+    names = {word: _name(part * 64 + k) for k, word in enumerate(sorted(set(re.findall(r"\b[A-Z][a-z]+", PARAGRAPH))))}
+    return re.sub(r"\b[A-Z][a-z]+", lambda m: names[m.group(0)], PARAGRAPH)
+
+
+def document_of(chunks: int, settings: Settings, source: str = "bench-doc", distinct: bool = False) -> DocumentInput:
+    """A document that chunks into exactly `chunks` chunks under these settings; `distinct`: each
+    part names its own people and places, as a real document's chunks do, instead of repeating one."""
     paragraphs = chunks
     while True:
-        text = "\n\n".join(f"Part {i}. {PARAGRAPH}" for i in range(paragraphs))
+        text = "\n\n".join(f"Part {i}. {paragraph(i, distinct)}" for i in range(paragraphs))
         found = len(chunk_text(text, "d", settings.chunk_tokens, settings.chunk_overlap_tokens,
                                settings.tokenizer_encoding))
         if found == chunks:
@@ -51,12 +75,14 @@ def document_of(chunks: int, settings: Settings, source: str = "bench-doc") -> D
 class FakeServerProcess:
     """tests.support.fake_openai in a child process: its CPU does not compete for this one's GIL."""
 
-    def __init__(self, latency_s: float, rate_per_minute: float | None = None):
+    def __init__(self, latency_s: float, rate_per_minute: float | None = None, distinct_concepts: bool = False):
         import subprocess
 
         cmd = [sys.executable, "-m", "tests.support.fake_openai", "--latency", str(latency_s)]
         if rate_per_minute:
             cmd += ["--rate", str(rate_per_minute)]
+        if distinct_concepts:
+            cmd.append("--distinct-concepts")
         root = Path(__file__).resolve().parent.parent
         self.process = subprocess.Popen(cmd, cwd=root, stdout=subprocess.PIPE, text=True)
         self.url = self.process.stdout.readline().strip()
@@ -77,14 +103,15 @@ class FakeServerProcess:
 
 
 def timed_ingest(
-    server, root: Path, fake: FakeServerProcess, label: str, chunks: int, observer=None, **overrides
+    server, root: Path, fake: FakeServerProcess, label: str, chunks: int, observer=None, distinct: bool = False,
+    **overrides,
 ) -> tuple[IngestReport, float, float, Settings]:
     """A document of `chunks` chunks through the whole local engine against the fake server, into a
     fresh database: (report, wall seconds, monotonic clock at the start, settings)."""
     url = fresh_database(server, label)
     print_machine(machine(url))
     settings = llm_settings(fake.url, url, Path(tempfile.mkdtemp(dir=root)), **overrides)
-    document = document_of(chunks, settings)
+    document = document_of(chunks, settings, distinct=distinct)
     ports = open_local_ports(settings)
     try:
         started, started_mono = time.perf_counter(), time.monotonic()

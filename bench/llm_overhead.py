@@ -87,11 +87,13 @@ def end_to_end(args) -> None:
     from kg.settings import Settings
 
     embedding_concurrency = Settings.model_fields["embedding_concurrency"].default
-    with embedded_server() as (server, root), FakeServerProcess(args.latency) as fake:
+    # Parts with names of their own and a concept per element: each chunk's facts, each batch's
+    # phrases new to the graph, as in a real document (the repeated paragraph embeds almost nothing).
+    with embedded_server() as (server, root), FakeServerProcess(args.latency, distinct_concepts=True) as fake:
         clock = StageClock(fake)
         report, wall, _, settings = timed_ingest(
-            server, root, fake, "llm_overhead_e2e", args.chunks, observer=clock, max_concurrency=args.concurrency,
-            extraction_mode=args.mode, concepts=True, concept_batch_size=args.batch)
+            server, root, fake, "llm_overhead_e2e", args.chunks, observer=clock, distinct=True,
+            max_concurrency=args.concurrency, extraction_mode=args.mode, concepts=True)  # batches of 50, the default
         assert report.status.value == "SUCCEEDED" and report.concepts.elements > 0, report
         store_embeddings = clock.embeddings(Stage.STORE, Stage.CONCEPTS)
         concept_calls = clock.chats(Stage.CONCEPTS, None)

@@ -90,6 +90,9 @@ def capitalised_pairs(text: str) -> list[dict[str, Any]]:
             for a, b in zip(words, words[1:]) if a != b]
 
 
+DISTINCT_CONCEPTS = False
+
+
 def default_chat_data(request: Received) -> dict[str, Any]:
     text = request.message("user")
     kind = request.triple_type
@@ -98,12 +101,15 @@ def default_chat_data(request: Received) -> dict[str, Any]:
     if kind is not None:
         return {"triples": capitalised_pairs(text)}
     if request.schema_name == "concepts":
-        numbers = [int(n) for n in re.findall(r"^(\d+)\. ", text, re.MULTILINE)]
-        return {"elements": [{"element": n, "concepts": [
+        elements = re.findall(r"^(\d+)\. \[\w+\] ([^(\n]*)", text, re.MULTILINE)
+        return {"elements": [{"element": int(n), "concepts": [
             {"phrase": "thing", "level": "high", "confidence": 0.9},
             {"phrase": f"kind {n}", "level": "medium", "confidence": 0.8},
-            {"phrase": f"sort {n}", "level": "low", "confidence": 0.7},
-        ]} for n in numbers]}
+            # --distinct-concepts (the benchmarks): a low-level concept of each element's own, as
+            # a real model's are, so that each batch brings phrases to embed
+            {"phrase": f"sort of {name.strip()}" if DISTINCT_CONCEPTS else f"sort {n}", "level": "low",
+             "confidence": 0.7},
+        ]} for n, name in elements]}
     return {}
 
 
@@ -370,7 +376,10 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--latency", type=float, default=0.0)
     parser.add_argument("--rate", type=float, default=None, help="requests per minute before 429s")
+    parser.add_argument("--distinct-concepts", action="store_true", help="a low-level concept per element name")
     args = parser.parse_args()
+    global DISTINCT_CONCEPTS
+    DISTINCT_CONCEPTS = args.distinct_concepts
     fake = FakeOpenAI(latency_s=args.latency)
     if args.rate:
         fake.rate_limit(args.rate)
