@@ -71,17 +71,8 @@ def generate_concepts(
 
     window = _Window(conceptualizer, embedder, graph, workers)
     with window:
-        started = exhausted = False
         while True:
-            # At least one batch per call, so that every call moves on.
-            starting = not (started and budget.expired())
-            while starting and not exhausted and window.has_room():
-                batch = window.next_batch(scope, batch_size, failed.element_ids)
-                if not batch:
-                    exhausted = True  # elements only leave the list while this stage runs
-                    break
-                window.start(batch)
-                started = True
+            window.fill(scope, batch_size, failed.element_ids, budget)
             if window.idle():
                 break
             failures = window.settle()
@@ -92,11 +83,13 @@ def generate_concepts(
             if failures:
                 blobs.put(failed_key, failed.model_dump_json().encode())
                 blobs.put(error_key(job_id, "concepts"), (failed.last_error or "").encode())
+            # The places the calls that ended freed are taken before the writes, which take a while.
+            window.fill(scope, batch_size, failed.element_ids, budget)
             for written in window.writable():
                 ledger.record_usage(job_id, Stage.CONCEPTS, written.usage, part=_part(written.elements))
                 graph.write_concepts(job_id, written.elements, written.concepts, written.vectors, document_id=scope)
                 window.written(written)
-        if not starting and window.has_elements_left(scope, failed.element_ids):
+        if window.stopped and window.has_elements_left(scope, failed.element_ids):
             return StageProgress(job_id=job_id, stage=Stage.CONCEPTS, state="more",
                                  counts=graph.concept_counts(job_id).model_dump())
 
@@ -141,6 +134,8 @@ class _Window:
         self.busy: set[str] = set()  # ids of elements started and not written yet
         self.queued: list[ConceptElement] = []  # read from the graph, not started yet
         self._started = 0
+        self.exhausted = False
+        self.stopped = False  # by the budget, with elements maybe left
         self._call_pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="concepts")
         self._embedding_pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="concept-vectors")
 
@@ -151,8 +146,18 @@ class _Window:
         self._call_pool.shutdown(cancel_futures=True)
         self._embedding_pool.shutdown(cancel_futures=True)
 
-    def has_room(self) -> bool:
-        return len(self.calls) < self.workers
+    def fill(self, scope: uuid.UUID | None, batch_size: int, skip: Sequence[str], budget: Budget) -> None:
+        """Starts batches while there is room, elements, and budget (at least one batch per stage
+        call, so that every call moves on)."""
+        while not self.exhausted and len(self.calls) < self.workers:
+            if self._started and budget.expired():
+                self.stopped = True
+                return
+            batch = self.next_batch(scope, batch_size, skip)
+            if not batch:
+                self.exhausted = True  # elements only leave the list while this stage runs
+                return
+            self.start(batch)
 
     def idle(self) -> bool:
         return not (self.calls or self.embeddings or self.waiting)
