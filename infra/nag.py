@@ -89,7 +89,7 @@ def acknowledge(stack: KgStack, migrations_provider: cr.Provider) -> None:
          "X-Ray tracing and CloudWatch Logs delivery (CreateLogDelivery and friends) have no resource-level "
          "permissions")
     for spec_id in ("Plan", "ExtractChunk", "ChunkFailed", "MergeAndStore", "GenerateConcepts",
-                    "Deduplicate", "Finalize", "FailJob"):
+                    "Deduplicate", "LlmBatch", "Finalize", "FailJob"):
         _ack(role, f"AwsSolutions-IAM5[Resource::{_ref(stack, stack.functions[spec_id])}:*]",
              "Invoke on the function's versions and aliases, as CDK's LambdaInvoke grants; the function "
              "itself is named")

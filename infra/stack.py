@@ -109,6 +109,9 @@ FUNCTIONS: tuple[FunctionSpec, ...] = (
     FunctionSpec("Deduplicate", "deduplicate", "dedup", "handler", 2048, Duration.minutes(15),
                  in_vpc=True, openai=True,  # embeds the triples an entity merge rewrote
                  description="Merge near-duplicate triples (pgvector kNN)"),
+    FunctionSpec("LlmBatch", "llm-batch", "extract", "llm_batch", 1024, Duration.minutes(5),
+                 in_vpc=True, openai=True,  # the concepts phase reads the graph's elements
+                 description="Batch mode: send a job's LLM requests as an OpenAI batch, poll it, cache the answers"),
     FunctionSpec("Finalize", "finalize", "extract", "finalize", 256, deletes_blobs=True,
                  description="End the job SUCCEEDED or PARTIAL"),
     FunctionSpec("FailJob", "fail-job", "failure", "handler", 256, deletes_blobs=True,
@@ -122,7 +125,7 @@ FUNCTIONS: tuple[FunctionSpec, ...] = (
                  in_vpc=True, description="Custom resource: apply the graph database migrations"),
 )
 STATE_MACHINE_TASKS = ("Plan", "ExtractChunk", "ChunkFailed", "MergeAndStore", "GenerateConcepts",
-                       "Deduplicate", "Finalize", "FailJob")
+                       "Deduplicate", "LlmBatch", "Finalize", "FailJob")
 
 
 def migrations_hash() -> str:
@@ -304,6 +307,7 @@ class KgStack(Stack):
                 merge_and_store=fns["MergeAndStore"],
                 generate_concepts=fns["GenerateConcepts"],
                 deduplicate=fns["Deduplicate"],
+                llm_batch=fns["LlmBatch"],
                 finalize=fns["Finalize"],
                 fail_job=fns["FailJob"],
             ),

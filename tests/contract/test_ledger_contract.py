@@ -212,7 +212,7 @@ def test_finishing_with_another_status_after_the_end_changes_nothing(ledger: Led
     assert ledger.get(job_id) == before
 
 
-@pytest.mark.parametrize("status", [JobStatus.QUEUED, JobStatus.RUNNING])
+@pytest.mark.parametrize("status", [JobStatus.QUEUED, JobStatus.RUNNING, JobStatus.WAITING])
 def test_finishing_with_an_unfinished_status_is_refused(ledger: Ledger, status: JobStatus):
     job_id = new_job(ledger, chunks=1)
     before = ledger.get(job_id)
@@ -299,6 +299,7 @@ WRITES: dict[str, Callable[[Ledger, str], object]] = {
     "renew_lease": lambda ledger, job_id: ledger.renew_lease(job_id, Lease(owner="me", seconds=60)),
     "take_over": lambda ledger, job_id: ledger.take_over(job_id, Lease(owner="me", seconds=60)),
     "interrupt": lambda ledger, job_id: ledger.interrupt(job_id, "me", "stopped"),
+    "wait_for_batch": lambda ledger, job_id: ledger.wait_for_batch(job_id, "batch_1"),
 }
 
 
@@ -542,3 +543,46 @@ class _ShortPages:
 
     def query(self, **kwargs: Any) -> Any:
         return self._client.query(**{**kwargs, "Limit": min(kwargs["Limit"], 2)})
+
+
+# -- batch mode: a job WAITING on its provider batch ----------------------------------------------
+
+
+def test_a_job_waiting_on_a_batch_reads_waiting_with_the_batch_and_running_again_after(ledger: Ledger):
+    job_id = leased_job(ledger)
+    assert ledger.get(job_id).batch_id is None
+    ledger.wait_for_batch(job_id, "batch_abc")
+    job = ledger.get(job_id)
+    assert (job.status, job.batch_id, job.lease_owner) == (JobStatus.WAITING, "batch_abc", OWNER.owner)
+    assert not job.status.finished
+    assert [(j.status, j.batch_id) for j in ledger.list_jobs()] == [(JobStatus.WAITING, "batch_abc")]
+    assert ledger.renew_lease(job_id, OWNER) is True  # its process keeps it while it waits
+    ledger.set_stage(job_id, Stage.EXTRACT, {"llm_batch_extract": {"outcome": "completed"}})
+    ledger.wait_for_batch(job_id, None)
+    job = ledger.get(job_id)
+    assert (job.status, job.batch_id) == (JobStatus.RUNNING, "batch_abc")  # the last batch stays on the record
+    assert job.counts["llm_batch_extract"] == {"outcome": "completed"}
+
+
+def test_a_waiting_job_can_be_interrupted_or_lapse_and_then_be_taken_over(ledger: Ledger):
+    job_id = leased_job(ledger)
+    ledger.wait_for_batch(job_id, "batch_abc")
+    assert ledger.interrupt(job_id, OWNER.owner, "interrupted (KeyboardInterrupt)") is True
+    assert ledger.get(job_id).status is JobStatus.INTERRUPTED
+    ledger.wait_for_batch(job_id, "batch_other")  # an interrupted job takes no write until taken over
+    assert ledger.get(job_id).batch_id == "batch_abc"
+    ledger.take_over(job_id, OTHER)
+    ledger.wait_for_batch(job_id, "batch_abc")
+
+    lapsed = leased_job(ledger, Lease(owner="dead:9:0000", seconds=0.05))
+    ledger.wait_for_batch(lapsed, "batch_xyz")
+    assert eventually(lambda: ledger.get(lapsed).status is JobStatus.INTERRUPTED)
+    assert ledger.take_over(lapsed, OTHER).batch_id == "batch_xyz"
+    assert {j.job_id: j.status for j in ledger.list_jobs()}[job_id] is JobStatus.WAITING
+
+
+def test_a_finished_job_does_not_wait_on_a_batch(ledger: Ledger):
+    job_id = leased_job(ledger)
+    ledger.finish(job_id, JobStatus.SUCCEEDED)
+    ledger.wait_for_batch(job_id, "batch_late")
+    assert (ledger.get(job_id).status, ledger.get(job_id).batch_id) == (JobStatus.SUCCEEDED, None)

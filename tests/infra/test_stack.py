@@ -50,7 +50,7 @@ def test_plan_starts_the_machine_and_its_output_is_the_state(asl):
     plan = asl["States"]["Plan"]
     assert plan["Type"] == "Task" and plan["Resource"].endswith(":function:kg-plan")
     assert plan["ResultPath"] == "$" and "Parameters" not in plan  # the execution input goes in whole
-    assert plan["Next"] == "ExtractChunks"
+    assert plan["Next"] == "ExtractBatchWanted?"  # batch mode's choice, then ExtractChunks
 
 
 def test_map_runs_one_extract_per_chunk_index_with_max_concurrency(asl, cdk_context):
@@ -76,7 +76,7 @@ def test_map_max_concurrency_follows_the_context():
 
     stack = Stack(App(), "Probe")
     fn = lambda_.Function.from_function_arn(stack, "Fn", "arn:aws:lambda:us-east-1:123456789012:function:f")
-    definition = build_definition(stack, PipelineFunctions(*[fn] * 8), max_concurrency=3)
+    definition = build_definition(stack, PipelineFunctions(*[fn] * 9), max_concurrency=3)
     asl = sfn.StateMachine(stack, "M", definition_body=sfn.DefinitionBody.from_chainable(definition))
     rendered = stack.resolve(asl.node.default_child.definition_string)  # plain: the ARN is a literal
     assert json.loads(rendered)["States"]["ExtractChunks"]["MaxConcurrency"] == 3
@@ -129,13 +129,34 @@ def test_a_stage_that_returns_more_is_called_again_until_done(asl, stage, choice
 
 @pytest.mark.parametrize(
     ("choice", "option", "then", "otherwise"),
-    [("ConceptsWanted?", "concepts", "GenerateConcepts", "DedupWanted?"), ("DedupWanted?", "dedup", "Deduplicate", "Finalize")],
+    [("ConceptsWanted?", "concepts", "ConceptsBatchWanted?", "DedupWanted?"),
+     ("DedupWanted?", "dedup", "Deduplicate", "Finalize")],
 )
 def test_concepts_and_dedup_run_only_when_the_job_asks(asl, choice, option, then, otherwise):
     state = asl["States"][choice]
     (rule,) = state["Choices"]
     assert {"Variable": f"$.options.{option}", "BooleanEquals": True} in rule["And"]
     assert rule["Next"] == then and state["Default"] == otherwise
+
+
+@pytest.mark.parametrize(("name", "phase", "items", "then"), [
+    ("Extract", "extract", True, "ExtractChunks"), ("Concepts", "concepts", False, "GenerateConcepts")])
+def test_batch_mode_polls_its_batch_after_a_wait_until_done_then_runs_the_stage(asl, name, phase, items, then):
+    states = asl["States"]
+    wanted = states[f"{name}BatchWanted?"]
+    (rule,) = wanted["Choices"]
+    assert {"Variable": "$.options.llm_batch", "BooleanEquals": True} in rule["And"]
+    assert (rule["Next"], wanted["Default"]) == (f"LlmBatch{name}", then)
+    task = states[f"LlmBatch{name}"]
+    assert task["Resource"].endswith(":function:kg-llm-batch") and task["ResultPath"] == "$.batch"
+    assert task["Parameters"] == {"job_id.$": "$.job_id", "phase": phase, **({"items.$": "$.items"} if items else {})}
+    done = states[task["Next"]]
+    (rule,) = done["Choices"]
+    assert {"Variable": "$.batch.state", "StringEquals": "more"} in rule["And"] and done["Default"] == then
+    wait = states[rule["Next"]]
+    assert (wait["Type"], wait["Next"]) == ("Wait", f"LlmBatch{name}") and 60 <= wait["Seconds"] <= 900
+    (catch,) = task["Catch"]
+    assert catch["Next"] == "FailJob"
 
 
 def test_finalize_ends_the_execution_successfully(asl):
@@ -190,7 +211,8 @@ def test_every_state_is_reachable_and_only_done_or_failed_end_the_execution(asl)
 
 
 def test_payloads_between_states_are_ids_never_text(asl):
-    allowed = {"$.job_id", "$.index", "$.source", "$.failure"}
+    allowed = {"$.job_id", "$.index", "$.source", "$.failure",
+               "$.items", "extract", "concepts"}  # batch mode: the plan's chunk indexes, the phase's name
 
     def tasks(states):
         for name, state in states.items():
@@ -239,7 +261,7 @@ def test_llm_requests_give_up_before_their_lambda_times_out(synth):
 
 def test_only_the_database_functions_run_in_the_vpc(synth):
     in_vpc = {spec.id for spec in FUNCTIONS if "VpcConfig" in function(synth, spec.id)["Properties"]}
-    assert in_vpc == {"MergeAndStore", "GenerateConcepts", "Deduplicate", "Api", "Migrate"}
+    assert in_vpc == {"MergeAndStore", "GenerateConcepts", "Deduplicate", "LlmBatch", "Api", "Migrate"}
     for spec_id in in_vpc:
         assert "KG_DATABASE_SECRET_ARN" in function(synth, spec_id)["Properties"]["Environment"]["Variables"]
     assert "KG_DATABASE_SECRET_ARN" not in function(synth, "ExtractChunk")["Properties"]["Environment"]["Variables"]
@@ -280,7 +302,7 @@ def test_starters_know_the_state_machine(synth):
 
 # ------------------------------------------------------------------------------ IAM: least privilege
 
-DATABASE_FUNCTIONS = {"MergeAndStore", "GenerateConcepts", "Deduplicate", "Api", "Migrate"}
+DATABASE_FUNCTIONS = {"MergeAndStore", "GenerateConcepts", "Deduplicate", "LlmBatch", "Api", "Migrate"}
 XRAY_ACTIONS = {"xray:PutTraceSegments", "xray:PutTelemetryRecords"}
 
 
@@ -359,7 +381,7 @@ def test_only_the_functions_that_call_the_llm_or_embedding_api_may_read_its_key(
         if "secret:kg/openai-api-key-??????" in resource
     }
     # Api embeds search queries; Deduplicate the triples an entity merge rewrote.
-    assert readers == {"ExtractChunk", "MergeAndStore", "GenerateConcepts", "Deduplicate", "Api"}
+    assert readers == {"ExtractChunk", "MergeAndStore", "GenerateConcepts", "Deduplicate", "LlmBatch", "Api"}
 
 
 def test_ledger_grants_are_the_ledgers_calls_on_its_table_and_index_only(synth):

@@ -45,14 +45,14 @@ class StoreUnavailable(Exception):
     """Named like kg.errors.StoreUnavailable: the database is resuming, the stage waits and retries."""
 
 
-def execution_input(concepts: bool = True, dedup: bool = False) -> dict:
+def execution_input(concepts: bool = True, dedup: bool = False, llm_batch: bool | None = None) -> dict:
     return {
         "job_id": JOB,
         "source": "examples/curie.txt",
         "source_type": "text",
         "source_date": None,
         "text_key": f"jobs/{JOB}/input.txt",
-        "options": {"concepts": concepts, "dedup": dedup},
+        "options": {"concepts": concepts, "dedup": dedup, **({} if llm_batch is None else {"llm_batch": llm_batch})},
     }
 
 
@@ -86,6 +86,7 @@ class FakePipeline:
             "kg-deduplicate": self.stage("kg-deduplicate", "DEDUP"),
             "kg-finalize": self.finalize,
             "kg-fail-job": self.fail_job,
+            "kg-llm-batch": self.llm_batch,
         }
         return {name: self._failing(name, handler) for name, handler in handlers.items()}
 
@@ -132,6 +133,19 @@ class FakePipeline:
                 state = "more" if self._calls[name] < self.rounds.get(name, 1) else "done"
             return {"job_id": JOB, "stage": stage, "state": state, "counts": {"triples": 10}}
         return handler
+
+    def llm_batch(self, event, context):
+        """Batch mode's phase step: `more` while the batch is pending (rounds per phase), then `done`."""
+        phase = event["phase"]
+        assert set(event) == ({"job_id", "phase", "items"} if phase == "extract" else {"job_id", "phase"})
+        if phase == "extract":
+            assert event["items"] == list(range(self.chunks))
+        name = f"kg-llm-batch-{phase}"
+        with self._lock:
+            self._calls[name] = self._calls.get(name, 0) + 1
+            state = "more" if self._calls[name] < self.rounds.get(name, 1) else "done"
+        return {"job_id": JOB, "stage": "EXTRACT" if phase == "extract" else "CONCEPTS", "state": state,
+                "counts": {"requests": 12}}
 
     def finalize(self, event, context):
         assert event == {"job_id": JOB}
@@ -268,3 +282,36 @@ def test_a_chunk_failure_that_cannot_be_recorded_fails_the_map_and_the_job(defin
     (fail_job,) = calls.of("kg-fail-job")
     assert fail_job.event["failure"]["Error"] == "DatabaseBroken"
     assert states_entered(events)[-2:] == ["FailJob", "JobFailed"]
+
+
+@pytest.fixture
+def no_waits():
+    """Wait states are real waits in moto's interpreter (5 minutes between batch polls)."""
+    from unittest import mock
+
+    from moto.stepfunctions.parser.asl.component.state.wait.wait_function import wait_function
+
+    with mock.patch.object(wait_function.WaitFunction, "_wait_interval", lambda self, env, wait_seconds: None):
+        yield
+
+
+def test_batch_mode_waits_and_polls_each_phase_until_done_before_its_stage(definition, no_waits):
+    fakes = FakePipeline(failing_chunk=None, throttled_once=None, store_rounds=1,
+                         rounds={"kg-llm-batch-extract": 3, "kg-llm-batch-concepts": 2})
+    described, events, calls = run(definition, fakes, execution_input(concepts=True, llm_batch=True))
+    assert described["status"] == "SUCCEEDED", described
+    phases = [c.event["phase"] for c in calls.of("kg-llm-batch")]
+    assert phases == ["extract"] * 3 + ["concepts"] * 2
+    entered = states_entered(events)
+    assert entered.count("WaitForExtractBatch") == 2 and entered.count("WaitForConceptsBatch") == 1
+    # each phase is over before the stage it prepares starts
+    assert entered.index("ExtractChunks") > max(i for i, s in enumerate(entered) if s == "LlmBatchExtract")
+    assert entered.index("GenerateConcepts") > max(i for i, s in enumerate(entered) if s == "LlmBatchConcepts")
+
+
+@pytest.mark.parametrize("llm_batch", [False, None], ids=["off", "absent"])
+def test_without_batch_mode_no_batch_is_sent(definition, llm_batch):
+    fakes = FakePipeline(failing_chunk=None, throttled_once=None, store_rounds=1)
+    described, events, calls = run(definition, fakes, execution_input(concepts=True, llm_batch=llm_batch))
+    assert described["status"] == "SUCCEEDED", described
+    assert calls.count("kg-llm-batch") == 0 and calls.count("kg-generate-concepts") == 1

@@ -19,13 +19,16 @@ prefix with is still being answered misses, as at OpenAI. Entries never expire h
 from __future__ import annotations
 
 import base64
+import email.policy
 import hashlib
 import json
 import re
 import threading
 import time
+import urllib.parse
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from email.parser import BytesParser
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
@@ -39,6 +42,7 @@ class Received:
     path: str
     body: dict[str, Any]
     at: float  # time.monotonic() on arrival
+    batch_id: str | None = None  # a line of this batch (Batch API), not a request of its own
 
     @property
     def schema_name(self) -> str | None:
@@ -154,6 +158,17 @@ class FakeOpenAI:
         self._bucket_at = time.monotonic()
         self._rules: list[_Rule] = []
         self._lock = threading.Lock()
+        # The Batch API (see _create_batch): what it holds, and how its batches end.
+        self.files: dict[str, dict[str, Any]] = {}
+        self._file_data: dict[str, bytes] = {}
+        self.batches: dict[str, dict[str, Any]] = {}
+        self._batch_due: dict[str, float] = {}
+        self.batch_delay_s = 0.0
+        self.hold_batches = False
+        self.batch_end = "completed"  # or "expired", "cancelled", "failed"
+        self.batch_lines_done = 0  # lines an expired or cancelled batch answered before it ended
+        self.refuse_batches = False  # POST /v1/batches answers 400, as an endpoint without a Batch API would
+        self.batch_polls = 0  # GET /v1/batches/{id} received
         # `port`: a fixed port, for an endpoint that goes away and comes back at the same URL.
         self._server = ThreadingHTTPServer(("127.0.0.1", port), self._handler())
         self._server.daemon_threads = True
@@ -192,6 +207,10 @@ class FakeOpenAI:
         with self._lock:
             self.rate_per_minute = per_minute
             self._bucket, self._bucket_at = self._capacity(), time.monotonic()
+
+    def direct_chat_requests(self) -> list[Received]:
+        """The chat requests sent one by one (not as lines of a batch)."""
+        return [r for r in self.chat_requests() if r.batch_id is None]
 
     def chat_requests(self, triple_type: str | None = None) -> list[Received]:
         with self._lock:
@@ -317,6 +336,98 @@ class FakeOpenAI:
         return {"object": "list", "data": data, "model": request.body.get("model"),
                 "usage": {"prompt_tokens": tokens, "total_tokens": tokens}}
 
+    # -- the Batch API: /v1/files and /v1/batches ------------------------------------------------
+    # A batch is `validating` when created, then `in_progress` until `batch_delay_s` has passed (and
+    # for as long as `hold_batches` is set); then its lines are answered one by one through the same
+    # logic (and rules) as requests of their own, and it ends `batch_end`: completed; or expired or
+    # cancelled with only its first `batch_lines_done` lines answered (the rest in the error file); or
+    # failed (its input refused, no output). A line whose rule answers non-200 is in the error file.
+
+    def _new_file(self, data: bytes, purpose: str, filename: str) -> dict[str, Any]:
+        with self._lock:
+            file_id = f"file-{len(self.files) + 1:06d}"
+            self.files[file_id] = {"id": file_id, "object": "file", "bytes": len(data), "created_at": int(time.time()),
+                                   "filename": filename, "purpose": purpose, "status": "processed"}
+            self._file_data[file_id] = data
+            return dict(self.files[file_id])
+
+    def _create_batch(self, body: dict[str, Any]) -> tuple[int, dict[str, Any]]:
+        with self._lock:
+            if self.refuse_batches:
+                return 400, {"error": {"message": "fake: batches are not supported", "type": "invalid_request_error"}}
+            if body.get("input_file_id") not in self._file_data:
+                return 404, {"error": {"message": f"no file {body.get('input_file_id')}",
+                                       "type": "invalid_request_error"}}
+            batch_id = f"batch_{len(self.batches) + 1:06d}"
+            now = int(time.time())
+            self.batches[batch_id] = {
+                "id": batch_id, "object": "batch", "endpoint": body.get("endpoint"), "errors": None,
+                "input_file_id": body["input_file_id"], "completion_window": body.get("completion_window", "24h"),
+                "status": "validating", "output_file_id": None, "error_file_id": None, "created_at": now,
+                "in_progress_at": None, "expires_at": now + 86_400, "finalizing_at": None, "completed_at": None,
+                "failed_at": None, "expired_at": None, "cancelling_at": None, "cancelled_at": None,
+                "request_counts": {"total": 0, "completed": 0, "failed": 0}, "metadata": body.get("metadata"),
+            }
+            self._batch_due[batch_id] = time.monotonic() + self.batch_delay_s
+            return 200, dict(self.batches[batch_id])
+
+    def _batch_view(self, batch_id: str, cancel: bool = False) -> tuple[int, dict[str, Any]]:
+        with self._lock:
+            self.batch_polls += not cancel
+            batch = self.batches.get(batch_id)
+            if batch is None:
+                return 404, {"error": {"message": f"no batch {batch_id}", "type": "invalid_request_error"}}
+            pending = batch["status"] in ("validating", "in_progress", "cancelling")
+            if cancel and pending:
+                batch["status"], batch["cancelling_at"] = "cancelling", int(time.time())
+                return 200, dict(batch)
+            due = not self.hold_batches and time.monotonic() >= self._batch_due[batch_id]
+            if not pending or not (due or batch["status"] == "cancelling"):
+                if batch["status"] == "validating":
+                    batch["status"], batch["in_progress_at"] = "in_progress", int(time.time())
+                return 200, dict(batch)
+            end = "cancelled" if batch["status"] == "cancelling" else self.batch_end
+            lines = [json.loads(line) for line in self._file_data[batch["input_file_id"]].splitlines() if line.strip()]
+            answered = len(lines) if end == "completed" else min(self.batch_lines_done, len(lines))
+            batch["status"], batch["finalizing_at"] = "finalizing", int(time.time())  # answered once
+        if end == "failed":
+            with self._lock:
+                batch.update(status="failed", failed_at=int(time.time()), errors={"object": "list", "data": [
+                    {"code": "invalid_request", "message": "fake: the batch was refused", "param": None, "line": 1}]})
+                return 200, dict(batch)
+        outputs, errors = [], []
+        for number, line in enumerate(lines):
+            if number >= answered:  # never started: expired or cancelled
+                errors.append({"id": f"batch_req_{number}", "custom_id": line["custom_id"], "response": None,
+                               "error": {"code": f"batch_{end}", "message": f"This request was {end}."}})
+                continue
+            status, _, payload = self._respond(Received(line["url"], line["body"], time.monotonic(), batch_id))
+            record = {"id": f"batch_req_{number}", "custom_id": line["custom_id"],
+                      "response": {"status_code": status, "request_id": f"req_{number}", "body": json.loads(payload)},
+                      "error": None}
+            (outputs if status == 200 else errors).append(record)
+        output_id = self._new_file(_jsonl(outputs), "batch_output", "output.jsonl")["id"] if outputs else None
+        error_id = self._new_file(_jsonl(errors), "batch_output", "errors.jsonl")["id"] if errors else None
+        with self._lock:
+            done = len(outputs)
+            batch.update(status=end, output_file_id=output_id, error_file_id=error_id,
+                         request_counts={"total": len(lines), "completed": done, "failed": len(lines) - done},
+                         **{f"{end}_at": int(time.time())})
+            return 200, dict(batch)
+
+    def _batch_list(self, url: str) -> dict[str, Any]:
+        """GET /v1/batches?limit=&after=: newest first, a page at a time."""
+        query = urllib.parse.parse_qs(urllib.parse.urlsplit(url).query)
+        limit = int((query.get("limit") or ["20"])[0])
+        after = (query.get("after") or [None])[0]
+        with self._lock:
+            batches = [dict(b) for b in reversed(self.batches.values())]
+        if after is not None:
+            batches = batches[[b["id"] for b in batches].index(after) + 1:]
+        page = batches[:limit]
+        return {"object": "list", "data": page, "first_id": page[0]["id"] if page else None,
+                "last_id": page[-1]["id"] if page else None, "has_more": len(batches) > limit}
+
     def _handler(self) -> type[BaseHTTPRequestHandler]:
         fake = self
 
@@ -328,11 +439,31 @@ class FakeOpenAI:
 
             def do_POST(self) -> None:  # noqa: N802 (the http.server API)
                 length = int(self.headers.get("Content-Length") or 0)
-                body = json.loads(self.rfile.read(length) or b"{}")
+                raw = self.rfile.read(length)
+                path = self.path.split("?", 1)[0]
+                if path == "/v1/files":
+                    fields = _multipart(self.headers.get("Content-Type", ""), raw)
+                    data, filename = fields.get("file", (b"", "upload"))
+                    self._send(200, {}, json.dumps(fake._new_file(
+                        data, fields.get("purpose", (b"", ""))[0].decode(), filename)).encode())
+                    return
+                if path == "/v1/batches":
+                    status, body = fake._create_batch(json.loads(raw or b"{}"))
+                    self._send(status, {}, json.dumps(body).encode())
+                    return
+                if (found := re.fullmatch(r"/v1/batches/([^/]+)/cancel", path)) is not None:
+                    status, body = fake._batch_view(found.group(1), cancel=True)
+                    self._send(status, {}, json.dumps(body).encode())
+                    return
+                body = json.loads(raw or b"{}")
                 status, headers, payload = fake._respond(Received(self.path, body, time.monotonic()))
+                self._send(status, headers, payload)
+
+            def _send(self, status: int, headers: dict[str, str], payload: bytes,
+                      content_type: str = "application/json") -> None:
                 try:
                     self.send_response(status)
-                    self.send_header("Content-Type", "application/json")
+                    self.send_header("Content-Type", content_type)
                     self.send_header("Content-Length", str(len(payload)))
                     for name, value in headers.items():
                         self.send_header(name, value)
@@ -342,18 +473,46 @@ class FakeOpenAI:
                     pass  # the client gave up (its timeout): nothing to answer
 
             def do_GET(self) -> None:  # noqa: N802
-                """GET /_stats: what it received, for a caller in another process (the benchmarks)."""
-                payload = json.dumps(fake.stats()).encode()
-                self.send_response(200)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(payload)))
-                self.end_headers()
-                self.wfile.write(payload)
+                """GET /_stats: what it received, for a caller in another process (the benchmarks);
+                GET /v1/batches/{id} and /v1/files/{id}/content: the Batch API."""
+                path = self.path.split("?", 1)[0]
+                if path == "/v1/batches":
+                    self._send(200, {}, json.dumps(fake._batch_list(self.path)).encode())
+                    return
+                if (found := re.fullmatch(r"/v1/batches/([^/]+)", path)) is not None:
+                    status, body = fake._batch_view(found.group(1))
+                    self._send(status, {}, json.dumps(body).encode())
+                    return
+                if (found := re.fullmatch(r"/v1/files/([^/]+)/content", path)) is not None:
+                    with fake._lock:
+                        data = fake._file_data.get(found.group(1))
+                    if data is None:
+                        self._send(404, {}, json.dumps({"error": {"message": "no such file"}}).encode())
+                    else:
+                        self._send(200, {}, data, "application/octet-stream")
+                    return
+                self._send(200, {}, json.dumps(fake.stats()).encode())
 
             def log_message(self, format: str, *args: Any) -> None:
                 pass
 
         return Handler
+
+
+def _jsonl(records: list[dict[str, Any]]) -> bytes:
+    return b"".join(json.dumps(r).encode() + b"\n" for r in records)
+
+
+def _multipart(content_type: str, raw: bytes) -> dict[str, tuple[bytes, str]]:
+    """A multipart/form-data body's fields: name -> (bytes, file name or "")."""
+    message = BytesParser(policy=email.policy.HTTP).parsebytes(
+        f"Content-Type: {content_type}\r\n\r\n".encode() + raw)
+    fields = {}
+    for part in message.iter_parts():
+        name = part.get_param("name", header="content-disposition")
+        if name:
+            fields[str(name)] = (part.get_payload(decode=True) or b"", part.get_filename() or "")
+    return fields
 
 
 def free_port_refusing_connections() -> str:

@@ -137,6 +137,9 @@ class OptionsIn(BaseModel):
 
     concepts: bool | None = Field(default=None, description="Generate concepts for the new elements")
     dedup: bool | None = Field(default=None, description="Deduplicate the graph after storing")
+    llm_batch: bool | None = Field(default=None, description=(
+        "Send the job's LLM requests through the OpenAI Batch API (half the price, answered within 24 h; the "
+        "job is WAITING meanwhile, `batch_id` naming the batch); refused (400) where the LLM is offline"))
 
 
 class JobSubmission(BaseModel):
@@ -226,6 +229,8 @@ class JobSummary(BaseModel):
     error: str | None = None
     created_at: datetime
     updated_at: datetime
+    batch_id: str | None = Field(default=None, description=(
+        "The OpenAI batch the job's LLM requests went to last (batch mode); the job is WAITING while it runs"))
 
     @classmethod
     def of(cls, record: JobRecord, **extra: Any) -> Any:

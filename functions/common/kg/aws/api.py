@@ -51,6 +51,7 @@ from kg.documents import decode_document
 from kg.embeddings import Embedder
 from kg.errors import InvalidInput
 from kg.graph import GraphStore
+from kg.llm.batch import check_batch_settings
 from kg.models import JobRecord
 
 log = logging.getLogger(__name__)
@@ -69,6 +70,8 @@ class AwsBackend:
         decode_document(data, submission.source, settings.max_document_bytes, submission.source_type,
                         submission.source_date)
         options = default_options(settings).model_copy(update=submission.options.model_dump(exclude_none=True))
+        if options.llm_batch:
+            check_batch_settings(settings)
         key = job_key(submission.source, content_of(data), submission.source_type, submission.source_date, options)
         job = submit(key, ports, text=data if submission.text is not None else None,
                      document_key=submission.text_key, rerun=submission.rerun)

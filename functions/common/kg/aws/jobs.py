@@ -78,7 +78,7 @@ class Submitted(BaseModel):
 
 
 def default_options(settings: Settings) -> JobOptions:
-    return JobOptions(concepts=settings.concepts, dedup=settings.dedup)
+    return JobOptions(concepts=settings.concepts, dedup=settings.dedup, llm_batch=settings.llm_batch)
 
 
 def content_of(data: bytes) -> str:

@@ -35,6 +35,7 @@ from kg.blobs.folder import FolderBlobStore
 from kg.concepts import Conceptualizer
 from kg.db import Database, open_database
 from kg.embeddings import Embedder
+from kg.engine.local_batch import batch_phase
 from kg.errors import InvalidInput, NotFound
 from kg.extraction import Extractor
 from kg.graph import GraphStore
@@ -84,6 +85,7 @@ from kg.stages.contract import (
     StageProgress,
     StageRequest,
 )
+from kg.stages.llm_batch import BatchPhase
 from kg.stages.plan import ChunkingParams
 
 log = logging.getLogger(__name__)
@@ -225,7 +227,8 @@ def prepare(document: DocumentInput, ports: LocalPorts, settings: Settings, *, j
         request=PlanRequest(
             job_id=job_id, source=document.source, source_type=document.source_type,
             source_date=document.source_date, text_key=text_key(job_id),
-            options=options or JobOptions(concepts=settings.concepts, dedup=settings.dedup)),
+            options=options or JobOptions(concepts=settings.concepts, dedup=settings.dedup,
+                                          llm_batch=settings.llm_batch)),
         chunking=chunking_params(settings),
     )
     ports.blobs.put(spec.request.text_key, document.text.encode())
@@ -283,10 +286,14 @@ def _run(spec: JobSpec, ports: LocalPorts, settings: Settings, observer: Progres
             planned = True
             observer.advanced(Stage.PLAN)
             tokens = job.tokens
+            if job.options.llm_batch:  # the answers go to the LLM cache, where the stages find them
+                _llm_batch(BatchPhase.EXTRACT, job.items, job_id, ports, settings, keeper)
             _extract(job.items, job_id, ports, settings, observer, keeper)
             stage = StageRequest(job_id=job_id)
             _until_done(Stage.STORE, observer, keeper, lambda: merge_and_store(
                 stage, ports.embedder, ports.graph, ports.blobs, ports.ledger))
+            if job.options.concepts and job.options.llm_batch:
+                _llm_batch(BatchPhase.CONCEPTS, job.items, job_id, ports, settings, keeper)
             if job.options.concepts:
                 _until_done(Stage.CONCEPTS, observer, keeper, lambda: generate_concepts(
                     stage, ports.conceptualizer, ports.embedder, ports.graph, ports.ledger, ports.blobs,
@@ -309,6 +316,12 @@ def _run(spec: JobSpec, ports: LocalPorts, settings: Settings, observer: Progres
             raise
     record = ports.ledger.get(job_id, with_chunks=True)
     return report_of(record, ports.extractor.name, tokens, round(time.perf_counter() - started, 3))
+
+
+def _llm_batch(phase: BatchPhase, items: list[int], job_id: str, ports: LocalPorts, settings: Settings,
+               keeper: LeaseKeeper) -> None:
+    batch_phase(phase, job_id, items, ports.extractor, ports.conceptualizer, ports.graph, ports.ledger,
+                ports.blobs, settings, keeper.check)
 
 
 def _interrupt(job_id: str, lease: Lease, error: str, ports: LocalPorts) -> None:

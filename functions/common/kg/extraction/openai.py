@@ -28,7 +28,7 @@ from pydantic import ValidationError
 
 from kg.extraction import run_types_concurrently
 from kg.llm.cache import LlmCache
-from kg.llm.client import LlmClient
+from kg.llm.client import LlmClient, chat_request
 from kg.llm.pricing import Prices
 from kg.llm.cache import CachedResponse
 from kg.llm.prompts import COMBINED_PROMPT, TYPE_PROMPTS, Prompt
@@ -106,6 +106,19 @@ class OpenAiExtractor:
         self.cache.put_many(tally.fresh)
         result.usage, result.dropped, result.ungrounded = tally.usage, tally.dropped, tally.ungrounded
         return result
+
+    def batch_requests(self, chunk: Chunk, types: Sequence[TripleType]) -> dict[str, dict[str, Any]]:
+        """The chat requests `extract` would send for `chunk`, by their cache key, those cached already
+        left out. Answered through the provider's Batch API and put in the cache under these keys,
+        they make the chunk's `extract` a cache hit (kg.stages.llm_batch)."""
+        wanted = list(dict.fromkeys(types))
+        if not wanted:
+            return {}
+        prompts = [COMBINED_PROMPT] if self.mode == "combined" else [TYPE_PROMPTS[t] for t in wanted]
+        requests = {question_key(self.model, p, self.mode, chunk.text):
+                    chat_request(self.model, p.messages(chunk.text), p.response_format) for p in prompts}
+        cached = self.cache.get_many(list(requests))
+        return {key: body for key, body in requests.items() if key not in cached}
 
     def _combined(
         self, chunk: Chunk, types: list[TripleType], ask: Callable[[Prompt], dict[str, Any]], tally: _Tally

@@ -98,6 +98,12 @@ class Ledger(Protocol):
         plus every stage's parts."""
         ...
 
+    def wait_for_batch(self, job_id: str, batch_id: str | None) -> None:
+        """With `batch_id`: the running job is WAITING on that provider batch (kept as its `batch_id`).
+        With None: it runs again (RUNNING; the last batch id stays on the record). No effect once the
+        job has ended or was interrupted."""
+        ...
+
     def set_stage(self, job_id: str, stage: Stage, counts: dict[str, object] | None = None) -> None:
         """Move a running job to `stage`, merging `counts` into its counts; no effect once finished."""
         ...

@@ -38,7 +38,7 @@ TTL_ATTRIBUTE = "expires_at"
 _USAGE_FIELDS = tuple(LlmUsage.model_fields)
 _FAILED = (ChunkStatus.FAILED, ChunkStatus.PARTIAL)
 # The states a process may move on (set_stage, start_extraction); an INTERRUPTED job can still be finished.
-_UNFINISHED = (JobStatus.QUEUED.value, JobStatus.RUNNING.value)
+_UNFINISHED = (JobStatus.QUEUED.value, JobStatus.RUNNING.value, JobStatus.WAITING.value)
 _NOT_ENDED = (*_UNFINISHED, JobStatus.INTERRUPTED.value)
 _ATTEMPTS = 10
 _serializer, _deserializer = TypeSerializer(), TypeDeserializer()
@@ -208,6 +208,15 @@ class DynamoDbLedger:
                 u.set(("counts", name), value)
 
         self._update_unfinished(_job_id(job_id), fill, STAGE_PROGRESS[stage])
+
+    def wait_for_batch(self, job_id: str, batch_id: str | None) -> None:
+        job = _job_id(job_id)
+        u = _Update()
+        u.set(("status",), (JobStatus.WAITING if batch_id else JobStatus.RUNNING).value)
+        if batch_id:
+            u.set(("batch_id",), batch_id)
+        u.set(("updated_at",), _now())
+        self._conditional(job, u, f"attribute_exists({u.name('pk')}) AND {_status_in(u, _UNFINISHED)}")
 
     def finish(
         self, job_id: str, status: JobStatus, counts: dict[str, object] | None = None, error: str | None = None
@@ -438,6 +447,7 @@ def _record(item: Mapping[str, Any], chunks: list[ChunkState]) -> JobRecord:
         chunks=chunks,
         lease_owner=item.get("lease_owner"),
         lease_until=_moment(until),
+        batch_id=item.get("batch_id"),
     )
 
 

@@ -15,7 +15,7 @@ from kg.models import ChunkState, ChunkStatus, JobRecord, JobStatus, LlmUsage, S
 
 _FAILED_STATES = [ChunkStatus.FAILED.value, ChunkStatus.PARTIAL.value]
 # The states a process may move on (set_stage, start_extraction): not ended, not interrupted.
-_UNFINISHED = [JobStatus.QUEUED.value, JobStatus.RUNNING.value]
+_UNFINISHED = [JobStatus.QUEUED.value, JobStatus.RUNNING.value, JobStatus.WAITING.value]
 # A job's row as read: the lease is compared with the database's clock, so that every process
 # agrees on when it lapsed whatever its own clock says.
 _SELECT_JOB = "SELECT *, lease_until < now() AS lapsed FROM jobs"
@@ -159,6 +159,18 @@ class PostgresLedger:
             if not updated:
                 _must_exist(conn, job)
 
+    def wait_for_batch(self, job_id: str, batch_id: str | None) -> None:
+        job = _uuid(job_id)
+        status = JobStatus.WAITING if batch_id else JobStatus.RUNNING
+        with self.db.connection() as conn:
+            updated = conn.execute(
+                "UPDATE jobs SET status = %s, batch_id = COALESCE(%s, batch_id), updated_at = now()"
+                " WHERE id = %s AND status = ANY(%s)",
+                (status.value, batch_id, job, _UNFINISHED),
+            ).rowcount
+            if not updated:
+                _must_exist(conn, job)
+
     def finish(
         self, job_id: str, status: JobStatus, counts: dict[str, object] | None = None, error: str | None = None
     ) -> bool:
@@ -278,4 +290,5 @@ def _record(row: dict, chunks: list[dict], by_stage: dict[str, LlmUsage] | None 
         chunks=[ChunkState.model_validate(c) for c in chunks],
         lease_owner=row["lease_owner"],
         lease_until=row["lease_until"],
+        batch_id=row.get("batch_id"),
     )

@@ -238,6 +238,11 @@ class EmbeddingReply:
     input_tokens: int
 
 
+def chat_request(model: str, messages: list[dict[str, str]], response_format: dict[str, Any]) -> dict[str, Any]:
+    """The body of a chat request, as `LlmClient.chat` sends it and as a Batch API line carries it."""
+    return {"model": model, "messages": messages, "response_format": response_format, "temperature": 0}
+
+
 class LlmClient:
     """One per process (see `shared_client`): the concurrency limit and the breaker are per endpoint."""
 
@@ -274,9 +279,7 @@ class LlmClient:
 
     def chat(self, model: str, messages: list[dict[str, str]], response_format: dict[str, Any]) -> ChatReply:
         def send() -> ChatReply:
-            completion = self.client.chat.completions.create(
-                model=model, messages=messages, response_format=response_format, temperature=0
-            )
+            completion = self.client.chat.completions.create(**chat_request(model, messages, response_format))
             usage = completion.usage
             # OpenAI reports its prompt-cache hits here; other compatible servers may leave it out.
             details = usage.prompt_tokens_details if usage else None

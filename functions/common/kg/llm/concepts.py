@@ -9,17 +9,19 @@ the reply is cached under the batch's text.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 from pydantic import ValidationError
 
 from kg.llm.cache import LlmCache
-from kg.llm.client import LlmClient
+from kg.llm.client import LlmClient, chat_request
 from kg.llm.pricing import Prices
 from kg.llm.prompts import CONCEPT_PROMPT
-from kg.llm.structured import ask
+from kg.llm.structured import ask, question_key
 from kg.models import ConceptBatch, ConceptElement, ConceptPhrase
 from kg.normalize import clean_surface
 
+_MODE = "batch"  # the cache key's mode: one request for a batch of elements (not the Batch API)
 _CONTEXT_CHARS = 300  # enough to tell "Mercury" the planet from the element; more only costs tokens
 
 
@@ -39,7 +41,7 @@ def conceptualize(
     ExtractionFailed after two replies that are not JSON, and whatever `LlmClient.call` raises."""
     if not elements:
         return ConceptBatch(concepts=[])
-    reply = ask(llm, cache, model, CONCEPT_PROMPT, render_elements(elements), "batch", prices or {})
+    reply = ask(llm, cache, model, CONCEPT_PROMPT, render_elements(elements), _MODE, prices or {})
     concepts: list[list[ConceptPhrase]] = [[] for _ in elements]
     seen: list[set[tuple[str, str]]] = [set() for _ in elements]
     dropped = 0
@@ -72,3 +74,15 @@ class OpenAiConceptualizer:
 
     def conceptualize(self, elements: Sequence[ConceptElement]) -> ConceptBatch:
         return conceptualize(self.llm, self.cache, self.model, elements, self.prices)
+
+    def batch_requests(self, batches: Sequence[Sequence[ConceptElement]]) -> dict[str, dict[str, Any]]:
+        """The chat requests `conceptualize` would send for these batches of elements, by their cache
+        key, those cached already left out (see OpenAiExtractor.batch_requests)."""
+        requests = {}
+        for elements in batches:
+            if elements:
+                text = render_elements(elements)
+                requests[question_key(self.model, CONCEPT_PROMPT, _MODE, text)] = chat_request(
+                    self.model, CONCEPT_PROMPT.messages(text), CONCEPT_PROMPT.response_format)
+        cached = self.cache.get_many(list(requests))
+        return {key: body for key, body in requests.items() if key not in cached}

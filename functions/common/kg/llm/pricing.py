@@ -35,6 +35,31 @@ DEFAULT_LLM_PRICES: dict[str, Price] = {
 }
 
 
+# The Batch API's prices (OpenAI's Batch tier, the same date and pages): half the standard rates, for
+# input, output and cached input alike, as OpenAI states it ("50% off"). A model missing here is billed
+# at half its standard price; KG_LLM_BATCH_PRICES replaces this table as KG_LLM_PRICES does the other.
+BATCH_DISCOUNT = 0.5
+DEFAULT_LLM_BATCH_PRICES: dict[str, Price] = {
+    "gpt-4o-mini": (0.075, 0.30, 0.0375),
+    "gpt-4o": (1.25, 5.00, 0.625),
+    "gpt-4.1-mini": (0.20, 0.80, 0.05),
+    "gpt-4.1-nano": (0.05, 0.20, 0.0125),
+    "gpt-4.1": (1.00, 4.00, 0.25),
+    "text-embedding-3-small": (0.01, 0.0),
+    "text-embedding-3-large": (0.065, 0.0),
+    "text-embedding-ada-002": (0.05, 0.0),
+}
+
+
+def batch_prices(prices: Prices, batch: Prices) -> dict[str, Price]:
+    """The table a batch's calls are costed with: `batch`'s entries, and every model priced in
+    `prices` only at BATCH_DISCOUNT of its standard rates."""
+    table: dict[str, Price] = {name: tuple(rate * BATCH_DISCOUNT for rate in price)  # type: ignore[misc]
+                               for name, price in prices.items()}
+    table.update(batch)
+    return table
+
+
 def price_of(model: str, prices: Prices) -> Price | None:
     """Exact name first, then the longest listed prefix ('gpt-4o-mini-2024-07-18' -> 'gpt-4o-mini')."""
     if model in prices:

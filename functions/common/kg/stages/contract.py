@@ -10,9 +10,9 @@ from __future__ import annotations
 
 import time
 from datetime import datetime
-from typing import Literal
+from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, SerializerFunctionWrapHandler, model_serializer
 
 from kg.models import ChunkStatus, JobStatus, Stage
 
@@ -31,6 +31,18 @@ class Payload(BaseModel):
 class JobOptions(Payload):
     concepts: bool = True
     dedup: bool = False
+    # Send the job's extraction and concept requests through the provider's Batch API (half the
+    # price, answered within a day) before the stages run; what it does not answer goes the normal way.
+    llm_batch: bool = False
+
+    @model_serializer(mode="wrap")
+    def _without_batch_when_off(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        # Left out while off, so that the options of a job without it are what they were before it
+        # existed: the same state machine input, and the same job id (kg.aws.jobs.JobKey) for a submission.
+        data = handler(self)
+        if not self.llm_batch:
+            data.pop("llm_batch", None)
+        return data
 
 
 class PlanRequest(Payload):
