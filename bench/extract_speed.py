@@ -1,6 +1,7 @@
 """Speed of the offline extractor's extract stage, this tree against an earlier commit, in one run.
 
     .venv/bin/python bench/extract_speed.py --before 25964c9 [--rounds 5] [PATH ...]
+    .venv/bin/python bench/extract_speed.py --before-src /tmp/old/functions/common [PATH ...]
 
 The documents (default: ../shared/corpus/*.txt and examples/*.txt) are cut into chunks with the
 default settings (3,000 tokens, 200 overlap) and every chunk is extracted for all four triple
@@ -8,7 +9,7 @@ types, as the extract stage does. Each round runs both versions once, alternatin
 first, each in its own process (the spaCy model is loaded and warmed before the clock starts);
 the figure is document tokens per second of extraction, and the ratio is after / before per
 round, so machine noise moves both alike. The earlier commit is checked out into a temporary
-git worktree.
+git worktree; `--before-src` names a source root holding the earlier `kg` package instead (no git).
 """
 
 from __future__ import annotations
@@ -42,33 +43,45 @@ print(json.dumps({"tokens": sum(c.tokens for c in chunks), "chunks": len(chunks)
 
 
 def run(src: Path, paths: list[str]) -> dict:
-    env = {"PYTHONPATH": str(src / "functions" / "common"), "PATH": "/usr/bin:/bin"}
+    """One measurement in a child process importing kg from the source root `src`."""
+    env = {"PYTHONPATH": str(src), "PATH": "/usr/bin:/bin"}
     done = subprocess.run(
         [sys.executable, "-c", _MEASURE, json.dumps(paths)], env=env, capture_output=True, text=True, check=True
     )
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
+def compare(before: Path, paths: list[str], rounds: int) -> dict[str, list[dict]]:
+    results: dict[str, list[dict]] = {"before": [], "after": []}
+    for k in range(rounds):
+        order = [("before", before), ("after", REPO / "functions" / "common")]
+        for name, src in order if k % 2 == 0 else reversed(order):
+            results[name].append(run(src, paths))
+    return results
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("paths", nargs="*")
-    ap.add_argument("--before", required=True, help="the commit to compare against")
+    before = ap.add_mutually_exclusive_group(required=True)
+    before.add_argument("--before", help="the commit to compare against")
+    before.add_argument("--before-src", help="a source root holding the earlier kg package")
     ap.add_argument("--rounds", type=int, default=5)
     args = ap.parse_args()
     paths = args.paths or sorted(
         str(p) for p in [*(REPO.parent / "shared" / "corpus").glob("*.txt"), *(REPO / "examples").glob("*.txt")]
     )
-    with tempfile.TemporaryDirectory(prefix="kg-extract-speed-") as tmp:
-        worktree = Path(tmp) / "before"
-        subprocess.run(["git", "-C", str(REPO), "worktree", "add", "--detach", "-q", str(worktree), args.before], check=True)
-        try:
-            results: dict[str, list[dict]] = {"before": [], "after": []}
-            for k in range(args.rounds):
-                order = [("before", worktree), ("after", REPO)]
-                for name, src in order if k % 2 == 0 else reversed(order):
-                    results[name].append(run(src, paths))
-        finally:
-            subprocess.run(["git", "-C", str(REPO), "worktree", "remove", "--force", str(worktree)], check=False)
+    if args.before_src:
+        results = compare(Path(args.before_src).resolve(), paths, args.rounds)
+    else:
+        with tempfile.TemporaryDirectory(prefix="kg-extract-speed-") as tmp:
+            worktree = Path(tmp) / "before"
+            subprocess.run(["git", "-C", str(REPO), "worktree", "add", "--detach", "-q", str(worktree), args.before],
+                           check=True)
+            try:
+                results = compare(worktree / "functions" / "common", paths, args.rounds)
+            finally:
+                subprocess.run(["git", "-C", str(REPO), "worktree", "remove", "--force", str(worktree)], check=False)
     tokens = results["after"][0]["tokens"]
     rate = {n: [tokens / r["seconds"] for r in rs] for n, rs in results.items()}
     ratios = [a / b for a, b in zip(rate["after"], rate["before"], strict=True)]
