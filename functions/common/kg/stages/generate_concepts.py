@@ -4,9 +4,9 @@ Elements go in batches of `batch_size` to the conceptualizer, `workers` calls in
 call that ends frees its place for the next batch at once (the LLM layer's limiter still caps
 requests in flight). Each batch's new concept phrases are embedded in the background, so the next
 calls do not wait for them, a phrase once per call of this stage; a batch is written as soon as its
-vectors are there, one transaction per batch, which marks its elements done. Writes stay in this
-thread, one at a time. Once the budget has run out no batch starts; those in flight are written and
-the call returns `more`. A batch that fails is left for a later run (its elements stay unmarked)
+vectors are there (those ready together in one transaction), which marks its elements done.
+Writes stay in this thread, one at a time. Once the budget has run out no batch starts; those in
+flight are written and the call returns `more`. A batch that fails is left for a later run (its elements stay unmarked)
 and counted; the job then ends PARTIAL.
 
 Safe to retry: an element is written once (a retry finds it marked), and the counts come from the
@@ -85,9 +85,16 @@ def generate_concepts(
                 blobs.put(error_key(job_id, "concepts"), (failed.last_error or "").encode())
             # The places the calls that ended freed are taken before the writes, which take a while.
             window.fill(scope, batch_size, failed.element_ids, budget)
-            for written in window.writable():
+            ready = window.writable()
+            for written in ready:
                 ledger.record_usage(job_id, Stage.CONCEPTS, written.usage, part=_part(written.elements))
-                graph.write_concepts(job_id, written.elements, written.concepts, written.vectors, document_id=scope)
+            if ready:
+                # The batches ready together go in one transaction: when the writes are the slower
+                # side, more batches are ready at each turn and the per-transaction cost is shared.
+                graph.write_concepts(job_id, [e for w in ready for e in w.elements],
+                                     [c for w in ready for c in w.concepts],
+                                     {i: v for w in ready for i, v in w.vectors.items()}, document_id=scope)
+            for written in ready:
                 window.written(written)
         if window.stopped and window.has_elements_left(scope, failed.element_ids):
             return StageProgress(job_id=job_id, stage=Stage.CONCEPTS, state="more",
