@@ -4,10 +4,11 @@ Elements go in batches of `batch_size` to the conceptualizer, `workers` calls in
 call that ends frees its place for the next batch at once (the LLM layer's limiter still caps
 requests in flight). Each batch's new concept phrases are embedded in the background, so the next
 calls do not wait for them, a phrase once per call of this stage; a batch is written as soon as its
-vectors are there (those ready together in one transaction), which marks its elements done.
-Writes stay in this thread, one at a time. Once the budget has run out no batch starts; those in
-flight are written and the call returns `more`. A batch that fails is left for a later run (its elements stay unmarked)
-and counted; the job then ends PARTIAL.
+vectors are there (those ready together in one transaction), which marks its elements done. The
+writes run in one writer thread, one at a time and in the order the batches started. Once the
+budget has run out no batch starts; those in flight are written and the call returns `more`. A
+batch that fails is left for a later run (its elements stay unmarked) and counted; the job then
+ends PARTIAL.
 
 Safe to retry: an element is written once (a retry finds it marked), and the counts come from the
 graph rows tagged with the job, not from what one call did.
@@ -22,7 +23,7 @@ from __future__ import annotations
 import hashlib
 import uuid
 from collections import deque
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 
@@ -83,19 +84,10 @@ def generate_concepts(
             if failures:
                 blobs.put(failed_key, failed.model_dump_json().encode())
                 blobs.put(error_key(job_id, "concepts"), (failed.last_error or "").encode())
-            # The places the calls that ended freed are taken before the writes, which take a while.
-            window.fill(scope, batch_size, failed.element_ids, budget)
+            window.fill(scope, batch_size, failed.element_ids, budget)  # the places the ended calls freed
             ready = window.writable()
-            for written in ready:
-                ledger.record_usage(job_id, Stage.CONCEPTS, written.usage, part=_part(written.elements))
             if ready:
-                # The batches ready together go in one transaction: when the writes are the slower
-                # side, more batches are ready at each turn and the per-transaction cost is shared.
-                graph.write_concepts(job_id, [e for w in ready for e in w.elements],
-                                     [c for w in ready for c in w.concepts],
-                                     {i: v for w in ready for i, v in w.vectors.items()}, document_id=scope)
-            for written in ready:
-                window.written(written)
+                window.write(ready, lambda ready=ready: _write(ready, job_id, scope, graph, ledger))
         if window.stopped and window.has_elements_left(scope, failed.element_ids):
             return StageProgress(job_id=job_id, stage=Stage.CONCEPTS, state="more",
                                  counts=graph.concept_counts(job_id).model_dump())
@@ -108,6 +100,15 @@ def generate_concepts(
     summary.failed_batches = failed.batches
     ledger.set_stage(job_id, Stage.CONCEPTS, {"concepts": summary.model_dump(mode="json")})
     return StageProgress(job_id=job_id, stage=Stage.CONCEPTS, state="done", counts=summary.model_dump())
+
+
+def _write(ready: Sequence[_Written], job_id: str, scope: uuid.UUID | None, graph: GraphStore, ledger: Ledger) -> None:
+    """The batches ready together, in one transaction: when the writes are the slower side, more
+    batches are ready at each turn and the per-transaction cost is shared."""
+    for written in ready:
+        ledger.record_usage(job_id, Stage.CONCEPTS, written.usage, part=_part(written.elements))
+    graph.write_concepts(job_id, [e for w in ready for e in w.elements], [c for w in ready for c in w.concepts],
+                         {i: v for w in ready for i, v in w.vectors.items()}, document_id=scope)
 
 
 def _part(batch: Sequence[ConceptElement]) -> str:
@@ -145,6 +146,10 @@ class _Window:
         self.stopped = False  # by the budget, with elements maybe left
         self._call_pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="concepts")
         self._embedding_pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="concept-vectors")
+        # One writer, so that writes stay one at a time and in order, off this thread, which starts
+        # the next calls the moment places free up instead of after a write.
+        self._writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="concept-writes")
+        self.writes: dict[Future[None], list[_Written]] = {}
 
     def __enter__(self) -> _Window:
         return self
@@ -152,6 +157,7 @@ class _Window:
     def __exit__(self, *exc: object) -> None:
         self._call_pool.shutdown(cancel_futures=True)
         self._embedding_pool.shutdown(cancel_futures=True)
+        self._writer.shutdown(cancel_futures=True)
 
     def fill(self, scope: uuid.UUID | None, batch_size: int, skip: Sequence[str], budget: Budget) -> None:
         """Starts batches while there is room, elements, and budget (at least one batch per stage
@@ -167,7 +173,7 @@ class _Window:
             self.start(batch)
 
     def idle(self) -> bool:
-        return not (self.calls or self.embeddings or self.waiting)
+        return not (self.calls or self.embeddings or self.waiting or self.writes)
 
     def next_batch(self, scope: uuid.UUID | None, batch_size: int, skip: Sequence[str]) -> list[ConceptElement]:
         """Up to `batch_size` elements not yet marked, not failed before, and not in flight; read
@@ -191,9 +197,14 @@ class _Window:
     def settle(self) -> list[tuple[list[ConceptElement], Exception]]:
         """Waits for the next call or embedding to end and takes in what it brought; returns the
         batches whose call failed (an embedding that fails raises: the stage fails, as any store error)."""
-        done, _ = wait([*self.calls, *self.embeddings], return_when=FIRST_COMPLETED)
+        done, _ = wait([*self.calls, *self.embeddings, *self.writes], return_when=FIRST_COMPLETED)
         failures: list[tuple[list[ConceptElement], Exception]] = []
         for future in done:
+            if future in self.writes:
+                future.result()  # a write that failed fails the stage (NotFound: the document went)
+                for written in self.writes.pop(future):
+                    self.busy.difference_update(e.id for e in written.elements)
+                continue
             if future in self.embeddings:
                 phrases = self.embeddings.pop(future)
                 self.vectors.update(zip(phrases, future.result().vectors, strict=True))
@@ -233,5 +244,5 @@ class _Window:
                 w.usage = w.usage.add(w.embedding.result().usage)
         return ready
 
-    def written(self, batch: _Written) -> None:
-        self.busy.difference_update(e.id for e in batch.elements)
+    def write(self, ready: list[_Written], write: Callable[[], None]) -> None:
+        self.writes[self._writer.submit(write)] = ready
