@@ -7,7 +7,9 @@ end). By default every row's vector is the offline MiniLM embedding of its text 
 --cache for the next run), as ingest would store it; `--vectors synthetic` keeps the generator's
 structured random vectors. Queries are a few words of a random triple, embedded the same way.
 The store-side search is timed with a fixed-vector embedder (the query's vector given); embedding a
-query with MiniLM is timed on its own.
+query with MiniLM is timed on its own. With `--baseline FOLDER` (another version's search.py and
+postgres.py), each query is also searched by that version on the same graph, the two alternating,
+and the responses compared: a before/after under the same load.
 
 Usage:
 
@@ -43,7 +45,7 @@ from kg.embeddings import Embedded  # noqa: E402
 from kg.graph.postgres import PostgresGraphStore  # noqa: E402
 from kg.search import SearchRequest, search  # noqa: E402
 
-TIMED = ("match", "triples_of", "members_near", "found_triples")
+TIMED = ("match", "lexical_matches", "triples_of", "members_near", "found_triples")
 TABLES = ("nodes", "relations", "triples", "concepts")
 
 
@@ -107,25 +109,61 @@ def loadavg() -> str:
     return " ".join(f"{x:.2f}" for x in os.getloadavg())
 
 
-def run_searches(graph: PostgresGraphStore, g: SearchGraph, n_queries: int, seed: int, warmup: int,
-                 among=None, real=None, **options) -> dict:
-    embedder = FixedEmbedder(real.model if real else MODEL)
-    qs = queries(g, n_queries + warmup, seed, among=among, embedder=real)
-    latencies, top1, top10 = [], 0, 0
-    for i, q in enumerate(qs):
-        embedder.vector = q.vector
-        t0 = time.perf_counter()
-        response = search(SearchRequest(query=q.text, **options), graph, embedder)
-        elapsed = time.perf_counter() - t0
-        if i < warmup:
-            continue
-        latencies.append(elapsed)
-        ids = [h.id for h in response.hits]
-        top1 += ids[:1] == [str(q.target)]
-        top10 += str(q.target) in ids[:10]
+def load_baseline(folder: Path):
+    """Another version's kg.search and kg.graph.postgres (search.py and postgres.py in `folder`, e.g.
+    written by `git show REV:functions/common/kg/search.py`), imported beside this one's."""
+    import importlib.util
+
+    modules = []
+    for name, file in (("kg_baseline_postgres", "postgres.py"), ("kg_baseline_search", "search.py")):
+        spec = importlib.util.spec_from_file_location(name, folder / file)
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[name] = module
+        spec.loader.exec_module(module)
+        modules.append(module)
+    return modules  # [postgres, search]
+
+
+def summary(latencies: list[float], top1: int, top10: int) -> dict:
     return {"n": len(latencies), "p50_ms": percentile(latencies, 50) * 1000, "p95_ms": percentile(latencies, 95) * 1000,
             "mean_ms": statistics.fmean(latencies) * 1000, "max_ms": max(latencies) * 1000,
             "top1": top1 / len(latencies), "top10": top10 / len(latencies)}
+
+
+def run_searches(graph: PostgresGraphStore, g: SearchGraph, n_queries: int, seed: int, warmup: int,
+                 among=None, real=None, baseline=None, **options) -> dict:
+    """Timed searches; with `baseline` (its search module and its store on the same database), each
+    query is searched by both, in alternating order, and their responses compared."""
+    embedder = FixedEmbedder(real.model if real else MODEL)
+    qs = queries(g, n_queries + warmup, seed, among=among, embedder=real)
+    variants = [("current", search, SearchRequest, graph)]
+    if baseline is not None:
+        module, store = baseline
+        variants.append(("baseline", module.search, module.SearchRequest, store))
+    latencies: dict[str, list[float]] = {name: [] for name, *_ in variants}
+    top1 = dict.fromkeys(latencies, 0)
+    top10 = dict.fromkeys(latencies, 0)
+    differing = 0
+    for i, q in enumerate(qs):
+        embedder.vector = q.vector
+        responses = {}
+        for name, run, request, store in variants if i % 2 == 0 else variants[::-1]:
+            t0 = time.perf_counter()
+            response = run(request(query=q.text, **options), store, embedder)
+            elapsed = time.perf_counter() - t0
+            responses[name] = response.model_dump(exclude={"took_ms"})
+            if i < warmup:
+                continue
+            latencies[name].append(elapsed)
+            ids = [h.id for h in response.hits]
+            top1[name] += ids[:1] == [str(q.target)]
+            top10[name] += str(q.target) in ids[:10]
+        differing += len({repr(r) for r in responses.values()}) > 1
+    result = summary(latencies["current"], top1["current"], top10["current"])
+    if baseline is not None:
+        result["baseline"] = summary(latencies["baseline"], top1["baseline"], top10["baseline"])
+        result["differing"] = differing
+    return result
 
 
 def kept_by_the_filter(g: SearchGraph):
@@ -231,6 +269,9 @@ def main() -> None:
     ap.add_argument("--hnsw-options", default=None,
                     help='build the HNSW indexes WITH these options, e.g. "m = 16, ef_construction = 200" '
                          "(default: as the migrations define them)")
+    ap.add_argument("--baseline", type=Path, default=None,
+                    help="a folder holding another version's search.py and graph/postgres.py (as postgres.py): "
+                         "timed on the same graph, query by query alternating with this one, hits compared")
     ap.add_argument("--sequential", action="store_true",
                     help="search the four lists one after another (patches kg.search in this process)")
     args = ap.parse_args()
@@ -268,6 +309,9 @@ def main() -> None:
                 seconds = timed_store(graph)
                 r: dict = {"setup": setup, "load_before": loadavg(), "search_ef": graph.search_ef}
                 options = {"threshold": args.threshold, "real": real}
+                if args.baseline:
+                    old_postgres, old_search = load_baseline(args.baseline)
+                    options["baseline"] = (old_search, old_postgres.PostgresGraphStore(db, search_ef=graph.search_ef))
                 r["plain"] = run_searches(graph, g, args.queries, args.seed + 1, args.warmup, **options)
                 split = {k: (percentile(v, 50) * 1000, percentile(v, 95) * 1000) for k, v in seconds.items()}
                 seconds.clear()
@@ -277,7 +321,8 @@ def main() -> None:
                     among=kept_by_the_filter(g), types=["ENTITY_EVENT"], source_types=["report"], **options)
                 r["limit100"] = run_searches(graph, g, max(50, args.queries // 4), args.seed + 3, 10, limit=100,
                                              **options)
-                r["default_threshold"] = run_searches(graph, g, max(50, args.queries // 4), args.seed + 6, 10, real=real)
+                r["default_threshold"] = run_searches(graph, g, max(50, args.queries // 4), args.seed + 6, 10, real=real,
+                                                      baseline=options.get("baseline"))
                 r["split"] = split
                 r["load_after"] = loadavg()
                 paraphrases = [q.vector for q in queries(g, 100, args.seed + 4, embedder=real)]
@@ -304,9 +349,11 @@ def main() -> None:
                            ("filtered", "the same, type and source type filters"),
                            ("limit100", f"limit 100, threshold {args.threshold:g}"),
                            ("default_threshold", "limit 10, default threshold (0.3)")):
-            m = r[key]
-            print(f"| {n:,} | {label} | {m['n']} | {m['p50_ms']:.1f} | {m['p95_ms']:.1f} | {m['mean_ms']:.1f}"
-                  f" | {m['max_ms']:.1f} | {m['top1']:.2f} | {m['top10']:.2f} |")
+            for m, version in ((r[key], ""), (r[key].get("baseline"), " (baseline)")):
+                if m is None:
+                    continue
+                print(f"| {n:,} | {label}{version} | {m['n']} | {m['p50_ms']:.1f} | {m['p95_ms']:.1f} | {m['mean_ms']:.1f}"
+                      f" | {m['max_ms']:.1f} | {m['top1']:.2f} | {m['top10']:.2f} |")
     print()
     print("| triples | queries | ef_search | " + " | ".join(f"{t} recall@10" for t in TABLES) + " |")
     print("|---:|---|---:|" + "---:|" * len(TABLES))
@@ -322,6 +369,10 @@ def main() -> None:
               f"{'one after another' if args.sequential else 'concurrently'}): "
               + "; ".join(f"{k} {a:.1f} / {b:.1f}" for k, (a, b) in sorted(r["split"].items())))
         print(f"[{n}] HNSW indexes: " + "; ".join(f"{k}: {v}" for k, v in r["indexes"].items()))
+        if args.baseline:
+            print(f"[{n}] queries whose response differs from the baseline's (warm-up included): "
+                  + ", ".join(f"{key} {r[key]['differing']}" for key in ("plain", "filtered", "limit100",
+                                                                        "default_threshold")))
     if embedding:
         print(f"embedding one query with MiniLM (offline): p50 {embedding['p50_ms']:.1f} ms, p95 {embedding['p95_ms']:.1f} ms")
 

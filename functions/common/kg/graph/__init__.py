@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Collection, Iterator, Mapping, Sequence
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Literal, Protocol
@@ -316,10 +317,20 @@ class GraphStore(Protocol):
         """The embedding model and dimension the store was created for (kg_meta)."""
         ...
 
-    def match(self, kind: MatchKind, query: MatchQuery) -> list[Match]:
+    def search_session(self) -> AbstractContextManager[None]:
+        """A block in which this thread's searches (match, triples_of, members_near) may share one
+        connection and one read transaction (fewer round trips); a no-op is a valid one."""
+        ...
+
+    def match(self, kind: MatchKind, query: MatchQuery, lexical: bool = True) -> list[Match]:
         """Candidates of one kind for a query: the `limit` nearest by cosine (HNSW) and the `limit`
         best lexical matches (trigrams), those under `threshold` dropped. Triples obey
-        `query.filters`, concepts `query.level`."""
+        `query.filters`, concepts `query.level`. Without `lexical`, the nearest only."""
+        ...
+
+    def lexical_matches(self, query: MatchQuery, statements: int) -> tuple[list[Match], list[Match]]:
+        """The lexical halves of match("node", query) and of match("triple", query with limit
+        `statements`), at once: (nodes, triples)."""
         ...
 
     def triples_of(

@@ -20,6 +20,7 @@ import hashlib
 import logging
 import math
 import os
+import threading
 import time
 import uuid
 from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
@@ -94,6 +95,11 @@ _BULK_MAX_WORK_MEM_MB = 1024
 # A concept with more members than this is searched through the HNSW index (members_near).
 _EXACT_MEMBERS = 500
 
+# The settings of a search's transaction (PostgresGraphStore._search_transaction).
+_SEARCH_SETTINGS = (
+    "SELECT set_config('hnsw.ef_search', %s, true), set_config('hnsw.iterative_scan', 'relaxed_order', true),"
+    " set_config('plan_cache_mode', %s, true), set_config('pg_trgm.word_similarity_threshold', '0.6', true)")
+
 # What `match` searches for each kind: the table, and the text it names a match by.
 _MATCH_TABLES: dict[str, tuple[str, str]] = {
     "node": ("nodes", "name"),
@@ -119,6 +125,7 @@ class PostgresGraphStore:
         # rows it adds are at least this many times the rows already there (KG_BULK_LOAD_RATIO).
         self.bulk_load_ratio = bulk_load_ratio
         self._embedding_space: tuple[str, int] | None = None
+        self._search_local = threading.local()  # the connection of this thread's search_session
 
     # -- vectors ---------------------------------------------------------------------------------
 
@@ -614,20 +621,40 @@ class PostgresGraphStore:
         return self._embedding_space
 
     @contextmanager
+    def search_session(self) -> Iterator[None]:
+        """The searches this thread makes in the block (match, triples_of, members_near) share one
+        connection and one read transaction, in pipeline mode: a statement goes out with its
+        settings and the results come back in one round trip, where each search alone costs a
+        connection from the pool and four (BEGIN, settings, statement, COMMIT). Nested: a no-op."""
+        if getattr(self._search_local, "conn", None) is not None:
+            yield
+            return
+        with self.db.connection() as conn, conn.pipeline(), conn.transaction():
+            self._search_local.conn = conn
+            try:
+                yield
+            finally:
+                self._search_local.conn = None
+
+    @contextmanager
     def _search_transaction(self, ef_search: int = 0, custom_plans: bool = False) -> Iterator[psycopg.Connection]:
         """A read transaction with the search settings: HNSW's ef_search; iterative index scans, so
         that a filter applied after the index (a type, a source) still gets its rows; pg_trgm's word
         similarity threshold at its default (0.6) whatever the server's; with `custom_plans`, plans
-        made for the ids sent (a hub relation and a rare one want different plans), not cached ones."""
-        with self.db.connection() as conn, conn.transaction():
-            conn.execute(
-                "SELECT set_config('hnsw.ef_search', %s, true), set_config('hnsw.iterative_scan', 'relaxed_order', true),"
-                " set_config('plan_cache_mode', %s, true), set_config('pg_trgm.word_similarity_threshold', '0.6', true)",
-                (str(max(ef_search, self.search_ef)), "force_custom_plan" if custom_plans else "auto"),
-            )
+        made for the ids sent (a hub relation and a rare one want different plans), not cached ones.
+        In pipeline mode, the settings are sent with the statement that follows (one round trip);
+        within a search_session, on the session's connection and transaction."""
+        settings = (str(max(ef_search, self.search_ef)), "force_custom_plan" if custom_plans else "auto")
+        session: psycopg.Connection | None = getattr(self._search_local, "conn", None)
+        if session is not None:
+            session.execute(_SEARCH_SETTINGS, settings)
+            yield session
+            return
+        with self.db.connection() as conn, conn.pipeline(), conn.transaction():
+            conn.execute(_SEARCH_SETTINGS, settings)
             yield conn
 
-    def match(self, kind: MatchKind, query: MatchQuery) -> list[Match]:
+    def match(self, kind: MatchKind, query: MatchQuery, lexical: bool = True) -> list[Match]:
         table, name = _MATCH_TABLES[kind]
         params: dict[str, object] = {"vector": query.vector, "limit": query.limit, "text": query.text,
                                      "terms": list(query.terms),
@@ -659,7 +686,7 @@ class PostgresGraphStore:
             lexical = (f"SELECT x.id, word_similarity(x.normalised, %(text)s) AS score, 0::float8 AS tiebreak"
                        f" FROM {table} x WHERE x.normalised %%> ANY(%(terms)s) AND {where}"
                        f" ORDER BY score DESC, x.id LIMIT %(limit)s")
-        has_lexical = bool(query.terms)
+        has_lexical = bool(query.terms) and lexical
         sql = f"""
             WITH vec AS MATERIALIZED (
                 SELECT x.id, x.embedding <=> %(vector)b AS distance FROM {table} x WHERE {where}
@@ -680,6 +707,46 @@ class PostgresGraphStore:
             rows = conn.execute(sql, params).fetchall()
         return [Match(id=i, name=name, vector_rank=vr, lexical_rank=lr, similarity=float(sim), level=level)
                 for i, name, vr, lr, sim, level in rows]
+
+    def lexical_matches(self, query: MatchQuery, statements: int) -> tuple[list[Match], list[Match]]:
+        # One trigram search of the node names serves both halves: the names that match are the
+        # nodes' lexical half (the first query.limit of them) and what the statements' half is
+        # made from (the first `statements`), as `match` makes each. A statement is named by two
+        # nodes at most, so its score (a sum of two) does not depend on the order of the sum.
+        if not query.terms:
+            return [], []
+        conditions, params = _triple_conditions("x", query.filters)
+        params.update(vector=query.vector, text=query.text, terms=list(query.terms), nodes=query.limit,
+                      statements=statements, named=max(query.limit, statements),
+                      min_similarity=query.threshold if query.threshold > 0 else -1.0)
+        sql = f"""
+            WITH named AS MATERIALIZED (
+                SELECT n.id, word_similarity(n.normalised, %(text)s) AS score FROM nodes n
+                WHERE n.normalised %%> ANY(%(terms)s) ORDER BY score DESC, n.id LIMIT %(named)s),
+            node_lex AS MATERIALIZED (
+                SELECT id, row_number() OVER (ORDER BY score DESC, id) AS lr FROM named
+                ORDER BY score DESC, id LIMIT %(nodes)s),
+            stated AS (
+                SELECT t.id, sum(nm.score) AS score FROM named nm
+                JOIN triples t ON t.subject_id = nm.id OR t.object_id = nm.id GROUP BY t.id),
+            triple_lex AS MATERIALIZED (
+                SELECT x.id, e.score, x.embedding <=> %(vector)b AS tiebreak FROM stated e
+                JOIN triples x ON x.id = e.id WHERE {" AND ".join(conditions) or "true"}
+                ORDER BY e.score DESC, tiebreak, x.id LIMIT %(statements)s)
+            SELECT 'node', x.id, x.name, l.lr, 1 - (x.embedding <=> %(vector)b)
+            FROM node_lex l JOIN nodes x ON x.id = l.id
+            WHERE 1 - (x.embedding <=> %(vector)b) >= %(min_similarity)s
+            UNION ALL
+            SELECT 'triple', x.id, x.statement, l.lr, 1 - (x.embedding <=> %(vector)b)
+            FROM (SELECT id, row_number() OVER (ORDER BY score DESC, tiebreak, id) AS lr FROM triple_lex) l
+            JOIN triples x ON x.id = l.id
+            WHERE 1 - (x.embedding <=> %(vector)b) >= %(min_similarity)s"""
+        with self._search_transaction(query.limit) as conn:
+            rows = conn.execute(sql, params).fetchall()
+        found: dict[str, list[Match]] = {"node": [], "triple": []}
+        for kind, i, name, lr, sim in rows:
+            found[kind].append(Match(id=i, name=name, vector_rank=None, lexical_rank=lr, similarity=float(sim)))
+        return found["node"], found["triple"]
 
     def triples_of(
         self, node_ids: Collection[uuid.UUID], relation_ids: Collection[uuid.UUID], vector: np.ndarray,
@@ -794,17 +861,21 @@ class PostgresGraphStore:
                 ORDER BY d.source_date DESC NULLS LAST, d.source, c.idx LIMIT %(n)s) p ON true
             WHERE t.id = ANY(%(ids)s)"""
         found: dict[uuid.UUID, FoundTriple] = {}
-        with self.db.connection() as conn:
-            for row in conn.execute(sql, {"ids": list(ids), "n": max_provenance}):
-                triple = found.get(row[0])
-                if triple is None:
-                    triple = found[row[0]] = FoundTriple(
-                        id=row[0], type=row[1], subject=row[2], predicate=row[3], object=row[4],
-                        confidence=row[5], provenance_count=row[6], provenance=[])
-                if row[7] is not None:
-                    triple.provenance.append(Provenance(
-                        document_id=row[7], source=row[8], source_type=row[9], source_date=row[10],
-                        chunk_index=row[11], chunk_start=row[12], chunk_text=row[13]))
+        # Pipeline mode: BEGIN, the statement and COMMIT in one round trip.
+        with self.db.connection() as conn, conn.pipeline():
+            with conn.transaction():
+                cursor = conn.execute(sql, {"ids": list(ids), "n": max_provenance})
+            rows = cursor.fetchall()
+        for row in rows:
+            triple = found.get(row[0])
+            if triple is None:
+                triple = found[row[0]] = FoundTriple(
+                    id=row[0], type=row[1], subject=row[2], predicate=row[3], object=row[4],
+                    confidence=row[5], provenance_count=row[6], provenance=[])
+            if row[7] is not None:
+                triple.provenance.append(Provenance(
+                    document_id=row[7], source=row[8], source_type=row[9], source_date=row[10],
+                    chunk_index=row[11], chunk_start=row[12], chunk_text=row[13]))
         return found
 
     def neighbourhood(
