@@ -87,6 +87,20 @@ def _retry_service_errors(task: tasks.LambdaInvoke) -> None:
     )
 
 
+def _retry_unavailable(task: tasks.LambdaInvoke) -> None:
+    # Aurora Serverless v2 resuming from 0 ACU takes about 15 s; an embedding or LLM endpoint that
+    # is briefly down gets the same patience. A call after a retry continues where the last one
+    # stopped (stage state is kept in S3), so nothing is done twice.
+    task.add_retry(
+        errors=[STORE_UNAVAILABLE, "ProviderUnavailable"],
+        interval=Duration.seconds(5),
+        backoff_rate=2,
+        max_attempts=5,
+        max_delay=Duration.seconds(60),
+        jitter_strategy=sfn.JitterType.FULL,
+    )
+
+
 def _job_id() -> dict:
     return {"job_id": sfn.JsonPath.string_at("$.job_id")}
 
@@ -175,17 +189,7 @@ def build_definition(scope: Construct, fns: PipelineFunctions, max_concurrency: 
     def stage(id: str, fn: lambda_.IFunction, result_path: str) -> tasks.LambdaInvoke:
         task = _invoke(scope, id, fn, _job_id(), result_path=result_path)
         _retry_service_errors(task)
-        # Aurora Serverless v2 resuming from 0 ACU takes about 15 s; an embedding or LLM endpoint
-        # that is briefly down gets the same patience. A call after a retry continues where the
-        # last one stopped (stage state is kept in S3), so nothing is done twice.
-        task.add_retry(
-            errors=[STORE_UNAVAILABLE, "ProviderUnavailable"],
-            interval=Duration.seconds(5),
-            backoff_rate=2,
-            max_attempts=5,
-            max_delay=Duration.seconds(60),
-            jitter_strategy=sfn.JitterType.FULL,
-        )
+        _retry_unavailable(task)
         guarded(task)
         return task
 
@@ -217,14 +221,7 @@ def build_definition(scope: Construct, fns: PipelineFunctions, max_concurrency: 
             payload["items"] = sfn.JsonPath.list_at("$.items")
         task = _invoke(scope, f"LlmBatch{name}", fns.llm_batch, payload, result_path="$.batch")
         _retry_service_errors(task)
-        task.add_retry(
-            errors=[STORE_UNAVAILABLE, "ProviderUnavailable"],
-            interval=Duration.seconds(5),
-            backoff_rate=2,
-            max_attempts=5,
-            max_delay=Duration.seconds(60),
-            jitter_strategy=sfn.JitterType.FULL,
-        )
+        _retry_unavailable(task)
         guarded(task)
         wait = sfn.Wait(scope, f"WaitFor{name}Batch", time=sfn.WaitTime.duration(BATCH_POLL))
         wait.next(task)
