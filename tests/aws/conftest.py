@@ -11,12 +11,13 @@ from collections.abc import Iterator
 from typing import Any
 
 import boto3
-import psycopg
 import pytest
 from psycopg.conninfo import conninfo_to_dict
 
 from kg.aws.ports import AwsPorts, aws_ports, embedding_space, reset_ports
 from kg.settings import Settings
+# The integration layer's text and session models, shared rather than copied (a conftest's names are its fixtures).
+from tests.integration.conftest import conceptualizer, embedder, many_paragraphs  # noqa: F401
 from tests.support.aws import DUMMY_ENVIRONMENT, create_ledger_table, make_bucket, serialize_moto_dynamodb
 from tests.support.handlers import API, MIGRATE, HandlerDriver, load_handler
 from tests.support.sfn import FakeLambdaContext
@@ -27,17 +28,6 @@ STATE_MACHINE = "kg-pipeline"
 OPENAI_SECRET = "kg/openai-api-key"
 # Any definition will do: these tests drive the handlers themselves; the execution only records its input.
 PASS_DEFINITION = json.dumps({"StartAt": "Wait", "States": {"Wait": {"Type": "Pass", "End": True}}})
-
-PARAGRAPH = (
-    "Marie Curie worked in Paris with Pierre Curie. Henri Becquerel found rays in Uranium salts. "
-    "The Sorbonne hired Marie after Pierre died. Irene Curie later married Frederic Joliot. "
-    "Warsaw remembered Marie with pride, and Poland honoured her."
-)
-
-
-def many_paragraphs(n: int = 8) -> str:
-    return "\n\n".join(f"Part {i}. {PARAGRAPH}" for i in range(n))
-
 
 @pytest.fixture(autouse=True)
 def aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
@@ -73,29 +63,10 @@ def aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
 
 
 @pytest.fixture
-def fresh_database(pg_server) -> Iterator:
-    """`fresh_database()`: the URL of a new empty database on the session's server (dropped after the test)."""
-    admin = pg_server.get_uri()
-    made: list[str] = []
-
-    def make() -> str:
-        name = f"t_{uuid.uuid4().hex[:16]}"
-        with psycopg.connect(admin, autocommit=True) as conn:
-            conn.execute(f'CREATE DATABASE "{name}"')
-        made.append(name)
-        return pg_server.get_uri(database=name)
-
-    yield make
-    with psycopg.connect(admin, autocommit=True) as conn:
-        for name in made:
-            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-
-
-@pytest.fixture
-def graph_database(fresh_database, pg_server, monkeypatch: pytest.MonkeyPatch) -> str:
+def graph_database(new_database, pg_server, monkeypatch: pytest.MonkeyPatch) -> str:
     """A new database, reachable by the handlers only through a Secrets Manager secret shaped as the
     one RDS generates (KG_DATABASE_SECRET_ARN). Not migrated: `migrate()` does it as a deploy does."""
-    url = fresh_database()
+    url = new_database()
     parts = conninfo_to_dict(url)
     secret = {"engine": "postgres", "host": parts["host"], "port": pg_server.get_postmaster_info().port or 5432,
               "username": parts["user"], "password": parts.get("password") or "", "dbname": parts["dbname"]}
@@ -128,24 +99,8 @@ def fake_openai(monkeypatch: pytest.MonkeyPatch, openai_secret: str):
         yield fake
 
 
-@pytest.fixture(scope="session")
-def embedder():
-    pytest.importorskip("onnxruntime")
-    from kg.embeddings.onnx_minilm import MiniLmEmbedder
-
-    return MiniLmEmbedder()
-
-
-@pytest.fixture(scope="session")
-def conceptualizer():
-    pytest.importorskip("spacy")
-    from kg.concepts.offline import HeuristicConceptualizer
-
-    return HeuristicConceptualizer()
-
-
 @pytest.fixture
-def offline_ports(embedder, conceptualizer) -> AwsPorts:
+def offline_ports(embedder, conceptualizer) -> AwsPorts:  # noqa: F811 (the fixtures imported above)
     """The container's ports with the session's offline embedder and conceptualizer put in place
     (loaded once per session) and the scripted extractor; S3, DynamoDB and the database as built."""
     from tests.support.extractors import ScriptedExtractor

@@ -36,7 +36,7 @@ def short_waits() -> Iterator[None]:
 
 
 def test_a_batch_job_waits_on_its_batch_then_builds_the_graph_of_a_normal_job(pipeline, fake_openai, short_waits,
-                                                                              fresh_database, tmp_path):
+                                                                              new_database, tmp_path):
     from kg.aws.ports import aws_ports
     from tests.support.stages import graph_fingerprint
 
@@ -65,5 +65,5 @@ def test_a_batch_job_waits_on_its_batch_then_builds_the_graph_of_a_normal_job(pi
     assert extract.calls == 4 * job.chunks_total and extract.cost_usd > 0
 
     aws_graph = graph_fingerprint(aws_ports().db)
-    local, report = local_graph(text, fresh_database(), tmp_path)
+    local, report = local_graph(text, new_database(), tmp_path)
     assert report.status is JobStatus.SUCCEEDED and aws_graph == local

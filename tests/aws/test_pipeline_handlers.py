@@ -55,13 +55,13 @@ def run_handlers(text: str, chunk_failures: dict[int, dict[str, str]] | None = N
     return driver.run(submit(text, SOURCE, OPTIONS), chunk_failures), driver
 
 
-def test_offline_handlers_build_the_local_engines_graph(graph_database, fresh_database, tmp_path):
-    text = many_paragraphs()
+def test_offline_handlers_build_the_local_engines_graph(graph_database, new_database, tmp_path):
+    text = many_paragraphs(8)
     state, driver = run_handlers(text)
     assert state["outcome"] == {"job_id": state["job_id"], "status": "SUCCEEDED", "error": None}
     assert len(driver.of(EXTRACT_CHUNK)) == state["chunk_count"] > 1
 
-    local, report = local_engine(text, fresh_database(), tmp_path)
+    local, report = local_engine(text, new_database(), tmp_path)
     try:
         assert report.status is JobStatus.SUCCEEDED
         assert same_graph(graph_fingerprint(aws_ports().db), graph_fingerprint(local.db))
@@ -91,8 +91,8 @@ def test_the_api_reads_the_finished_job_and_deletes_its_document(graph_database,
                               path_parameters={"source": SOURCE}))[0] == 404
 
 
-def test_openai_handlers_build_the_local_engines_graph(graph_database, fresh_database, fake_openai, tmp_path):
-    text = many_paragraphs()
+def test_openai_handlers_build_the_local_engines_graph(graph_database, new_database, fake_openai, tmp_path):
+    text = many_paragraphs(8)
     state, _ = run_handlers(text)
     assert state["outcome"]["status"] == "SUCCEEDED"
     aws_requests = len(fake_openai.requests)
@@ -101,7 +101,7 @@ def test_openai_handlers_build_the_local_engines_graph(graph_database, fresh_dat
     # The provider's prompt cache is the provider's state, not the engine's: each engine starts from a
     # cold one, so that their ledgers (cached input tokens included) compare.
     fake_openai.forget_prompt_cache()
-    local, report = local_engine(text, fresh_database(), tmp_path, openai_api_key="test-key")
+    local, report = local_engine(text, new_database(), tmp_path, openai_api_key="test-key")
     try:
         assert report.status is JobStatus.SUCCEEDED
         # The local engine asked the same questions (its LLM cache is its own database).
@@ -116,15 +116,15 @@ def test_openai_handlers_build_the_local_engines_graph(graph_database, fresh_dat
 
 
 def test_a_chunk_failed_past_its_retries_leaves_the_job_partial_with_the_local_engines_graph(
-        graph_database, fresh_database, fake_openai, tmp_path):
-    text = many_paragraphs()
+        graph_database, new_database, fake_openai, tmp_path):
+    text = many_paragraphs(8)
     timeout = {"Error": "States.Timeout", "Cause": "the extract function timed out"}
     state, driver = run_handlers(text, chunk_failures={1: timeout})
     assert [c.event["index"] for c in driver.of(CHUNK_FAILED)] == [1]
     assert state["outcome"]["status"] == "PARTIAL"
     assert "chunk 1: States.Timeout: the extract function timed out" in state["outcome"]["error"]
 
-    local, report = local_engine(text, fresh_database(), tmp_path, openai_api_key="test-key",
+    local, report = local_engine(text, new_database(), tmp_path, openai_api_key="test-key",
                                  extractor=lambda settings: FailingChunk(default_extractor(settings), 1))
     try:
         assert report.status is JobStatus.PARTIAL

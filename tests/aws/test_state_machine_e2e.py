@@ -96,7 +96,7 @@ def local_graph(text: str, database_url: str, tmp_path) -> tuple[dict[str, str],
         ports.close()
 
 
-def test_a_document_posted_to_the_api_runs_to_the_local_engines_graph(pipeline, fake_openai, fresh_database,
+def test_a_document_posted_to_the_api_runs_to_the_local_engines_graph(pipeline, fake_openai, new_database,
                                                                       tmp_path):
     text = many_paragraphs(PARAGRAPHS)
     job_id = post_job(text)
@@ -115,7 +115,7 @@ def test_a_document_posted_to_the_api_runs_to_the_local_engines_graph(pipeline, 
     assert {"GenerateConcepts", "Deduplicate"} <= set(entered) and "FailJob" not in entered
 
     aws_graph = graph_fingerprint(aws_ports().db)
-    local, report = local_graph(text, fresh_database(), tmp_path)
+    local, report = local_graph(text, new_database(), tmp_path)
     assert (report.status, report.chunks) == (JobStatus.SUCCEEDED, job.chunks_total)
     assert len(fake_openai.requests) == 2 * aws_requests  # the same questions (each engine has its LLM cache)
     assert all(int(aws_graph[t].split(":")[0]) > 0 for t in ("triples", "triple_provenance", "conceptualizations"))

@@ -4,47 +4,47 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
-import sys
-import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
+from tests.support.cli import Run, kg_env, run_kg
+from tests.support.embedded import fresh_database
+from tests.support.fake_openai import FakeOpenAI
+
 REPO = Path(__file__).resolve().parents[2]
 EXAMPLE = REPO / "examples" / "curie.txt"
 
 
-@dataclass
-class Run:
-    code: int
-    stdout: str
-    stderr: str
+def _runner(env: dict[str, str], cwd: Path) -> Callable[..., Run]:
+    """`run(*args, extra_env=None, timeout=300)`: `kg *args` with `env` and `extra_env`, in `cwd`."""
 
-    def json(self):
-        return json.loads(self.stdout)
+    def run(*args: str, extra_env: dict[str, str] | None = None, timeout: float = 300) -> Run:
+        return run_kg({**env, **(extra_env or {})}, *args, cwd=cwd, timeout=timeout)
 
-    def json_lines(self) -> list:
-        return [json.loads(line) for line in self.stdout.splitlines() if line.strip()]
+    return run
 
 
 @pytest.fixture
-def kg(database_url: str, tmp_path: Path):
-    executable = Path(sys.executable).parent / "kg"
-    assert executable.exists(), "the kg console script is not installed (pip install -e '.[local,dev]')"
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("KG_", "OPENAI_"))}
-    env.update(KG_DATABASE_URL=database_url, KG_DATA_DIR=str(tmp_path / "kg-data"))
+def kg(database_url: str, tmp_path: Path) -> Callable[..., Run]:
+    return _runner(kg_env(database_url, tmp_path / "kg-data"), tmp_path)
 
-    def run(*args: str, extra_env: dict[str, str] | None = None, timeout: float = 300) -> Run:
-        done = subprocess.run(
-            [str(executable), *args], env={**env, **(extra_env or {})}, cwd=tmp_path,
-            capture_output=True, text=True, timeout=timeout, stdin=subprocess.DEVNULL,
-        )
-        return Run(done.returncode, done.stdout, done.stderr)
 
-    return run
+@pytest.fixture
+def document(request: pytest.FixtureRequest, tmp_path: Path) -> Path:
+    """The test module's TEXT, as the file curie.txt in the test's folder."""
+    path = tmp_path / "curie.txt"
+    path.write_text(request.module.TEXT)
+    return path
+
+
+@pytest.fixture
+def fake_openai() -> Iterator[FakeOpenAI]:
+    """The fake OpenAI-compatible server (tests/support/fake_openai.py), answering as told."""
+    with FakeOpenAI() as fake:
+        yield fake
 
 
 # -- `kg --engine aws`: a stack "deployed" on a moto server ----------------------------------------
@@ -83,7 +83,6 @@ def moto_stack(pg_server, synth) -> Iterator[MotoStack]:
     Manager secret as in AWS), the synthesized state machine executing, the API as a local signed
     endpoint, and CloudFormation stacks whose outputs name them."""
     import boto3
-    import psycopg
     from aws_lambda_powertools.utilities import parameters
     from psycopg.conninfo import conninfo_to_dict
 
@@ -96,11 +95,7 @@ def moto_stack(pg_server, synth) -> Iterator[MotoStack]:
     from tests.support.moto_server import free_port, moto_server
     from tests.support.pipeline import MotoPipeline
 
-    database = f"t_{uuid.uuid4().hex[:16]}"
-    with psycopg.connect(pg_server.get_uri(), autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{database}"')
-    database_url = pg_server.get_uri(database=database)
-    with pytest.MonkeyPatch.context() as mp, moto_server() as server:
+    with fresh_database(pg_server) as database_url, pytest.MonkeyPatch.context() as mp, moto_server() as server:
         for name in [n for n in os.environ if n.startswith(("KG_", "OPENAI_", "AWS_"))]:
             mp.delenv(name)
         aws_env = {**DUMMY_ENVIRONMENT, "AWS_ENDPOINT_URL": server.url}
@@ -144,24 +139,11 @@ def moto_stack(pg_server, synth) -> Iterator[MotoStack]:
         finally:
             reset_ports()
             parameters.clear_caches()
-            with psycopg.connect(pg_server.get_uri(), autocommit=True) as conn:
-                conn.execute(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)')
 
 
 @pytest.fixture
-def kg_aws(moto_stack: MotoStack, tmp_path: Path):
+def kg_aws(moto_stack: MotoStack, tmp_path: Path) -> Callable[..., Run]:
     """The installed `kg` in a subprocess, as a user with AWS credentials runs it against the stack:
     only AWS's own settings and KG_STACK_NAME, none of the developer's KG_*, OPENAI_* or AWS_*."""
-    executable = Path(sys.executable).parent / "kg"
-    assert executable.exists(), "the kg console script is not installed (pip install -e '.[local,aws,dev]')"
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("KG_", "OPENAI_", "AWS_", "MOTO_"))}
-    env.update(moto_stack.env, KG_DATA_DIR=str(tmp_path / "kg-data"))
-
-    def run(*args: str, extra_env: dict[str, str] | None = None, timeout: float = 300) -> Run:
-        done = subprocess.run(
-            [str(executable), *args], env={**env, **(extra_env or {})}, cwd=tmp_path,
-            capture_output=True, text=True, timeout=timeout, stdin=subprocess.DEVNULL,
-        )
-        return Run(done.returncode, done.stdout, done.stderr)
-
-    return run
+    env = kg_env(data_dir=tmp_path / "kg-data", scrub=("KG_", "OPENAI_", "AWS_", "MOTO_"), **moto_stack.env)
+    return _runner(env, tmp_path)

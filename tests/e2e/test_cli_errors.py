@@ -5,15 +5,12 @@ keep their bracketed words."""
 
 from __future__ import annotations
 
-import json
 import os
 import re
 import signal
 import subprocess
-import sys
 import threading
 import time
-import urllib.error
 import urllib.request
 from pathlib import Path
 
@@ -21,8 +18,9 @@ import psycopg
 import pytest
 from psycopg.conninfo import conninfo_to_dict
 
-from tests.e2e.conftest import Run
-from tests.support.fake_openai import FakeOpenAI, Received, Reply
+from tests.support.cli import Run, kg_env, start_kg
+from tests.support.fake_openai import Received, Reply
+from tests.support.http import http_json
 
 NOTE = ("Marie Curie discovered radium in Paris with Pierre Curie. "
         "Pierre Curie taught physics at the Sorbonne in Paris.\n")
@@ -47,21 +45,13 @@ def graph_tables_exist(database_url: str) -> bool:
 @pytest.fixture
 def kg_process(database_url: str, tmp_path: Path):
     """`kg` started in the background, with the environment of the `kg` fixture."""
-    executable = Path(sys.executable).parent / "kg"
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("KG_", "OPENAI_"))}
-    env.update(KG_DATABASE_URL=database_url, KG_DATA_DIR=str(tmp_path / "kg-data"))
+    env = kg_env(database_url, tmp_path / "kg-data")
 
     def start(*args: str, extra_env: dict[str, str] | None = None) -> subprocess.Popen:
-        return subprocess.Popen([str(executable), *args], env={**env, **(extra_env or {})}, cwd=tmp_path,
-                                stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        return start_kg({**env, **(extra_env or {})}, *args, cwd=tmp_path, stdout=subprocess.PIPE,
+                        stderr=subprocess.PIPE, text=True)
 
     return start
-
-
-@pytest.fixture
-def fake_openai():
-    with FakeOpenAI() as server:
-        yield server
 
 
 # -- documents that never end ------------------------------------------------------------------
@@ -235,16 +225,6 @@ def test_an_openai_store_without_a_key_still_reads_and_its_search_says_why_not(k
     assert "OPENAI_API_KEY" in line and "text-embedding-3-small" in line
 
 
-def _http(url: str, method: str = "GET", body: dict | None = None) -> tuple[int, dict]:
-    data = json.dumps(body).encode() if body is not None else None
-    request = urllib.request.Request(url, data=data, method=method, headers={"Content-Type": "application/json"})
-    try:
-        with urllib.request.urlopen(request, timeout=60) as answer:
-            return answer.status, json.loads(answer.read())
-    except urllib.error.HTTPError as e:
-        return e.code, json.loads(e.read())
-
-
 def test_kg_serve_on_an_offline_store_reads_and_searches_with_an_openai_key_set(kg, kg_process, tmp_path):
     from tests.support.moto_server import free_port
 
@@ -261,13 +241,13 @@ def test_kg_serve_on_an_offline_store_reads_and_searches_with_an_openai_key_set(
                 break
             except OSError:
                 time.sleep(0.2)
-        status, stats = _http(url + "/stats")
+        status, stats = http_json(url + "/stats")
         assert status == 200 and stats["triples"] > 0
-        status, found = _http(url + "/search?query=who+discovered+radium")
+        status, found = http_json(url + "/search?query=who+discovered+radium")
         assert status == 200, found
         assert found["embedding_model"].startswith("all-MiniLM") and found["hits"]
         # Ingesting is another matter: the settings would embed with OpenAI, which this store cannot take.
-        status, refused = _http(url + "/jobs", "POST", {"source": "more.txt", "text": NOTE})
+        status, refused = http_json(url + "/jobs", "POST", {"source": "more.txt", "text": NOTE})
         assert status == 503 and "384 dimensions" in refused["error"]
     finally:
         server.send_signal(signal.SIGINT)

@@ -13,12 +13,6 @@ TYPES = ("ENTITY_ENTITY", "ENTITY_EVENT", "EVENT_EVENT", "EMOTIONAL_CONTEXT")
 
 
 @pytest.fixture
-def fake_openai():
-    with FakeOpenAI() as fake:
-        yield fake
-
-
-@pytest.fixture
 def note(tmp_path):
     path = tmp_path / "note.txt"
     path.write_text("\n\n".join(f"Part {i}. {PARAGRAPH}" for i in range(8)))

@@ -8,7 +8,6 @@ import json
 import os
 import stat
 import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -18,6 +17,7 @@ from psycopg.conninfo import conninfo_to_dict
 
 from kg.db import _migrations
 from kg.embedded_server import stop
+from tests.support.cli import kg_env, start_kg
 from tests.support.embedded import server_folder
 
 
@@ -85,10 +85,9 @@ def test_the_embedded_server_starts_in_a_data_dir_that_does_not_exist_yet(kg, da
 
 def test_commands_started_at_once_on_a_new_data_folder_share_one_server(kg, data_folder):
     """The first start initialises the server; the others wait for it rather than start their own."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("KG_", "OPENAI_"))} | embedded(data_folder)
+    env = kg_env(**embedded(data_folder))
     commands = [["db", "start"], ["db", "start"], ["stats", "--json"], ["stats", "--json"]]
-    procs = [subprocess.Popen([str(Path(sys.executable).parent / "kg"), *args], env=env, stdin=subprocess.DEVNULL,
-                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for args in commands]
+    procs = [start_kg(env, *args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for args in commands]
     done = [(p.wait(timeout=300), *p.communicate()) for p in procs]
     assert [code for code, _, _ in done] == [0] * len(commands), [err for _, _, err in done]
     assert all(json.loads(out)["triples"] == 0 for _, out, _ in done[2:])

@@ -4,77 +4,26 @@ pending, a killed process resumed without a second batch, and the fallbacks to n
 
 from __future__ import annotations
 
-import json
-import os
 import subprocess
-import sys
 import time
-import urllib.error
-import urllib.request
-import uuid
-from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
-import psycopg
 import pytest
 
-from tests.e2e.conftest import Run
+from tests.support.cli import fake_openai_env, kg_env, run_kg, start_kg
 from tests.support.fake_openai import FakeOpenAI, Reply
+from tests.support.http import http_json
 from tests.support.stages import graph_fingerprint
 
 PARAGRAPH = "Marie Curie worked in Paris with Pierre Curie. Henri Becquerel found rays in Uranium salts."
 TEXT = "\n\n".join(f"Part {i}. {PARAGRAPH}" for i in range(6))
-KG = Path(sys.executable).parent / "kg"
-
-
-@pytest.fixture
-def fake_openai() -> Iterator[FakeOpenAI]:
-    with FakeOpenAI() as fake:
-        yield fake
 
 
 @pytest.fixture
 def env(database_url: str, tmp_path: Path, fake_openai: FakeOpenAI) -> dict[str, str]:
     """The LLM on the fake server, small chunks, the batch polled often (a real one is polled for hours)."""
-    base = {k: v for k, v in os.environ.items() if not k.startswith(("KG_", "OPENAI_"))}
-    return {**base, "KG_DATABASE_URL": database_url, "KG_DATA_DIR": str(tmp_path / "kg-data"),
-            "OPENAI_API_KEY": "sk-test", "OPENAI_BASE_URL": fake_openai.url, "KG_EMBEDDING_DIMENSIONS": "64",
-            "KG_CHUNK_TOKENS": "100", "KG_CHUNK_OVERLAP_TOKENS": "10", "KG_LLM_TIMEOUT_S": "30",
-            "KG_LLM_BATCH_POLL_S": "0.05", "KG_LLM_BATCH_POLL_MAX_S": "0.2"}
-
-
-@pytest.fixture
-def document(tmp_path: Path) -> Path:
-    path = tmp_path / "curie.txt"
-    path.write_text(TEXT)
-    return path
-
-
-@pytest.fixture
-def other_database(pg_server) -> Iterator[str]:
-    name = f"t_{uuid.uuid4().hex[:16]}"
-    with psycopg.connect(pg_server.get_uri(), autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{name}"')
-    yield pg_server.get_uri(database=name)
-    with psycopg.connect(pg_server.get_uri(), autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-
-
-def run(env: dict[str, str], *args: str, **extra: str) -> Run:
-    done = subprocess.run([str(KG), *args], env={**env, **extra}, cwd=env["KG_DATA_DIR"].rsplit("/", 1)[0],
-                          capture_output=True, text=True, timeout=300, stdin=subprocess.DEVNULL)
-    return Run(done.returncode, done.stdout, done.stderr)
-
-
-class _Database:
-    """What graph_fingerprint reads: connections to one database."""
-
-    def __init__(self, url: str):
-        self.url = url
-
-    def connection(self) -> psycopg.Connection:
-        return psycopg.connect(self.url)
+    return kg_env(database_url, tmp_path / "kg-data", **fake_openai_env(fake_openai), KG_LLM_TIMEOUT_S="30",
+                  KG_LLM_BATCH_POLL_S="0.05", KG_LLM_BATCH_POLL_MAX_S="0.2")
 
 
 def batches_of(fake: FakeOpenAI, phase: str) -> list[dict]:
@@ -82,18 +31,19 @@ def batches_of(fake: FakeOpenAI, phase: str) -> list[dict]:
 
 
 def stage_usage(env: dict[str, str], job_id: str) -> dict[str, dict]:
-    return run(env, "status", job_id, "--json").json()["llm_by_stage"]
+    return run_kg(env, "status", job_id, "--json").json()["llm_by_stage"]
 
 
 def test_a_batch_job_builds_the_graph_a_normal_job_builds_with_no_direct_call_and_half_the_chat_cost(
-        env, document, fake_openai, other_database):
-    normal = run({**env, "KG_DATABASE_URL": other_database}, "ingest", str(document), "--json")
+        env, document, fake_openai, new_database):
+    other_database = new_database()
+    normal = run_kg({**env, "KG_DATABASE_URL": other_database}, "ingest", str(document), "--json")
     assert normal.code == 0, normal.stderr
     normal_report = normal.json()
     direct_before = len(fake_openai.direct_chat_requests())
     assert direct_before > 0 and not fake_openai.batches
 
-    batched = run(env, "ingest", str(document), "--json", "--llm-batch")
+    batched = run_kg(env, "ingest", str(document), "--json", "--llm-batch")
     assert batched.code == 0, batched.stderr
     report = batched.json()
     assert (report["status"], report["chunks_failed"]) == ("SUCCEEDED", 0)
@@ -101,7 +51,7 @@ def test_a_batch_job_builds_the_graph_a_normal_job_builds_with_no_direct_call_an
     assert len(fake_openai.direct_chat_requests()) == direct_before
     assert [b["status"] for b in batches_of(fake_openai, "extract")] == ["completed"]
     assert [b["status"] for b in batches_of(fake_openai, "concepts")] == ["completed"]
-    assert graph_fingerprint(_Database(env["KG_DATABASE_URL"])) == graph_fingerprint(_Database(other_database))
+    assert graph_fingerprint(env["KG_DATABASE_URL"]) == graph_fingerprint(other_database)
 
     # The same requests, the same tokens, billed at the batch price: half.
     ours = stage_usage(env, report["job_id"])["EXTRACT"]
@@ -110,7 +60,7 @@ def test_a_batch_job_builds_the_graph_a_normal_job_builds_with_no_direct_call_an
         theirs["calls"], theirs["input_tokens"], theirs["output_tokens"])
     assert theirs["cost_usd"] > 0 and ours["cost_usd"] == pytest.approx(theirs["cost_usd"] / 2, abs=1e-7)
     assert report["llm"]["cost_usd"] < normal_report["llm"]["cost_usd"]
-    shown = run(env, "status", report["job_id"], "--json").json()
+    shown = run_kg(env, "status", report["job_id"], "--json").json()
     assert shown["batch_id"] == batches_of(fake_openai, "concepts")[0]["id"]
     assert shown["counts"]["llm_batch_extract"]["outcome"].startswith("completed")
 
@@ -118,12 +68,11 @@ def test_a_batch_job_builds_the_graph_a_normal_job_builds_with_no_direct_call_an
 def test_kg_status_shows_waiting_and_the_batch_and_a_killed_process_resumes_polling_the_same_batch(
         env, document, fake_openai, tmp_path):
     fake_openai.hold_batches = True  # the provider takes its time
-    process = subprocess.Popen([str(KG), "ingest", str(document), "--json", "--llm-batch"],
-                               env={**env, "KG_LEASE_S": "2"}, cwd=tmp_path, stdin=subprocess.DEVNULL,
-                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    process = start_kg({**env, "KG_LEASE_S": "2"}, "ingest", str(document), "--json", "--llm-batch", cwd=tmp_path,
+                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         for _ in range(300):  # bounded: until the job waits on its batch
-            jobs = run(env, "jobs", "--json").json()
+            jobs = run_kg(env, "jobs", "--json").json()
             if jobs and jobs[0]["status"] == "WAITING":
                 break
             assert process.poll() is None
@@ -131,19 +80,19 @@ def test_kg_status_shows_waiting_and_the_batch_and_a_killed_process_resumes_poll
         (job,) = jobs
         (batch,) = fake_openai.batches.values()
         assert (job["status"], job["batch_id"]) == ("WAITING", batch["id"])
-        shown = run(env, "status", job["job_id"])
+        shown = run_kg(env, "status", job["job_id"])
         assert "WAITING" in shown.stdout and batch["id"] in shown.stdout
     finally:
         process.kill()  # SIGKILL while WAITING: nothing of the process runs again
         process.wait(timeout=60)
 
     for _ in range(60):  # bounded: the lease is 2 s
-        (job,) = run(env, "jobs", "--json").json()
+        (job,) = run_kg(env, "jobs", "--json").json()
         if job["status"] == "INTERRUPTED":
             break
     assert job["status"] == "INTERRUPTED"
     fake_openai.hold_batches = False  # the provider has finished meanwhile
-    resumed = run(env, "resume", job["job_id"], "--json")
+    resumed = run_kg(env, "resume", job["job_id"], "--json")
     assert resumed.code == 0, resumed.stderr
     assert (resumed.json()["status"], resumed.json()["chunks_failed"]) == ("SUCCEEDED", 0)
     assert len(batches_of(fake_openai, "extract")) == 1  # polled again, not sent again
@@ -157,7 +106,7 @@ def test_a_batch_that_does_not_complete_leaves_its_unanswered_requests_to_normal
     if end == "cancelled":  # cancelled by kg itself: the batch outlived its allowed wait
         fake_openai.hold_batches = True
         env = {**env, "KG_LLM_BATCH_MAX_WAIT_S": "0.3"}
-    result = run(env, "ingest", str(document), "--json", "--llm-batch")
+    result = run_kg(env, "ingest", str(document), "--json", "--llm-batch")
     assert result.code == 0, result.stderr
     report = result.json()
     assert (report["status"], report["chunks_failed"]) == ("SUCCEEDED", 0)
@@ -170,13 +119,13 @@ def test_a_batch_that_does_not_complete_leaves_its_unanswered_requests_to_normal
         assert len(direct) == lines - answered
     else:
         assert direct  # none was answered: every request went the normal way
-    counts = run(env, "status", report["job_id"], "--json").json()["counts"]
+    counts = run_kg(env, "status", report["job_id"], "--json").json()["counts"]
     assert counts["llm_batch_extract"]["outcome"].startswith(end)
 
 
 def test_failed_lines_of_a_batch_go_the_normal_way(env, document, fake_openai):
     fake_openai.on(lambda r: r.batch_id is not None and r.triple_type == "EVENT_EVENT", Reply(status=500))
-    result = run(env, "ingest", str(document), "--json", "--llm-batch", "--no-concepts")
+    result = run_kg(env, "ingest", str(document), "--json", "--llm-batch", "--no-concepts")
     assert result.code == 0, result.stderr
     report = result.json()
     assert (report["status"], report["chunks_failed"]) == ("SUCCEEDED", 0)
@@ -194,27 +143,12 @@ def test_failed_lines_of_a_batch_go_the_normal_way(env, document, fake_openai):
 def test_llm_batch_with_the_offline_provider_exits_2_with_one_line_and_writes_nothing(env, document, fake_openai,
                                                                                      extra):
     args = [] if "KG_LLM_BATCH" in extra else ["--llm-batch"]
-    refused = run(env, "ingest", str(document), *args, **extra)
+    refused = run_kg({**env, **extra}, "ingest", str(document), *args)
     assert refused.code == 2, refused.stderr
     (line,) = refused.stderr.strip().splitlines()
     assert line.startswith("kg: error:") and "batch" in line
-    assert run(env, "jobs", "--json").json() == []
+    assert run_kg(env, "jobs", "--json").json() == []
     assert not fake_openai.batches and not fake_openai.files
-
-
-class _Server:
-    def __init__(self, url: str):
-        self.url = url
-
-    def request(self, method: str, path: str, body: Any = None) -> tuple[int, Any]:
-        data = None if body is None else json.dumps(body).encode()
-        request = urllib.request.Request(self.url + path, data=data, method=method,
-                                         headers={"Content-Type": "application/json"} if data else {})
-        try:
-            with urllib.request.urlopen(request, timeout=60) as answer:
-                return answer.status, json.loads(answer.read())
-        except urllib.error.HTTPError as e:
-            return e.code, json.loads(e.read())
 
 
 def test_the_api_job_option_sends_a_batch_and_the_job_view_shows_it_waiting_then_done(env, fake_openai, tmp_path):
@@ -224,22 +158,22 @@ def test_the_api_job_option_sends_a_batch_and_the_job_view_shows_it_waiting_then
 
     fake_openai.hold_batches = True
     port = free_port()
-    process = subprocess.Popen([str(KG), "serve", "--port", str(port)], env=env, cwd=tmp_path,
-                               stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    server = _Server(f"http://127.0.0.1:{port}")
+    process = start_kg(env, "serve", "--port", str(port), cwd=tmp_path,
+                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    url = f"http://127.0.0.1:{port}"
     try:
         for _ in range(600):  # bounded: the server answers once it has opened the database
             try:
-                status, _ = server.request("GET", "/jobs")
+                status, _ = http_json(url + "/jobs")
                 break
             except OSError:
                 assert process.poll() is None
                 time.sleep(0.2)
-        status, accepted = server.request("POST", "/jobs", {"source": "curie.txt", "text": TEXT,
-                                                            "options": {"llm_batch": True, "concepts": False}})
+        status, accepted = http_json(url + "/jobs", "POST", {"source": "curie.txt", "text": TEXT,
+                                                          "options": {"llm_batch": True, "concepts": False}})
         assert status == 202, accepted
         for _ in range(600):  # bounded: until the job waits on its batch
-            status, job = server.request("GET", f"/jobs/{accepted['job_id']}")
+            status, job = http_json(url + f"/jobs/{accepted['job_id']}")
             if job["status"] == "WAITING":
                 break
             assert job["status"] in ("QUEUED", "RUNNING"), job
@@ -248,7 +182,7 @@ def test_the_api_job_option_sends_a_batch_and_the_job_view_shows_it_waiting_then
         assert (job["status"], job["batch_id"]) == ("WAITING", batch["id"])
         fake_openai.hold_batches = False
         for _ in range(1200):  # bounded: until the job ends
-            status, done = server.request("GET", f"/jobs/{accepted['job_id']}")
+            status, done = http_json(url + f"/jobs/{accepted['job_id']}")
             if done["status"] in ("SUCCEEDED", "PARTIAL", "FAILED"):
                 break
             time.sleep(0.1)

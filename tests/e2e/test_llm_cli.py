@@ -2,17 +2,7 @@
 
 from __future__ import annotations
 
-import pytest
-
-from tests.support.fake_openai import FakeOpenAI
-
 NOTE = "Marie Curie met Pierre Curie in Paris. Because Pierre admired Marie, Pierre proposed.\n"
-
-
-@pytest.fixture
-def fake_openai():
-    with FakeOpenAI() as fake:
-        yield fake
 
 
 def test_with_an_api_key_kg_uses_the_llm_says_so_and_reports_cost(kg, tmp_path, fake_openai):

@@ -6,8 +6,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
-import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -15,6 +13,7 @@ from typing import Any
 import pytest
 
 from tests.e2e.conftest import EXAMPLE
+from tests.support.cli import KG, kg_env
 
 pytest.importorskip("mcp")
 
@@ -36,9 +35,7 @@ async def call(session: ClientSession, name: str, arguments: dict[str, Any]) -> 
 
 
 async def session_run(database_url: str, data_dir: Path) -> None:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("KG_", "OPENAI_"))}
-    env.update(KG_DATABASE_URL=database_url, KG_DATA_DIR=str(data_dir))
-    parameters = StdioServerParameters(command=str(Path(sys.executable).parent / "kg"), args=["mcp"], env=env)
+    parameters = StdioServerParameters(command=str(KG), args=["mcp"], env=kg_env(database_url, data_dir))
     async with stdio_client(parameters) as (read, write), ClientSession(read, write) as session:
         await session.initialize()
         tools = {tool.name: tool for tool in (await session.list_tools()).tools}

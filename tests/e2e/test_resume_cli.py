@@ -4,10 +4,8 @@ job read INTERRUPTED, and `kg resume`; settings found invalid before any job is 
 from __future__ import annotations
 
 import json
-import os
 import signal
 import subprocess
-import sys
 import time
 import uuid
 from collections.abc import Iterator
@@ -16,14 +14,14 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from tests.e2e.conftest import Run
+from tests.support.cli import fake_openai_env, kg_env, run_kg, start_kg
 from tests.support.fake_openai import FakeOpenAI, Reply
+from tests.support.http import http_json
 from tests.support.stages import graph_fingerprint
 
 PARAGRAPH = ("Marie Curie worked in Paris with Pierre Curie. Henri Becquerel found rays in Uranium salts. "
              "The Sorbonne hired Marie after Pierre died. Irene Curie later married Frederic Joliot.")
 TEXT = "\n\n".join(f"Part {i}. {PARAGRAPH}" for i in range(16))
-KG = Path(sys.executable).parent / "kg"
 
 
 @pytest.fixture
@@ -37,24 +35,8 @@ def fake_openai() -> Iterator[FakeOpenAI]:
 @pytest.fixture
 def env(database_url: str, tmp_path: Path, fake_openai: FakeOpenAI) -> dict[str, str]:
     """What `kg` runs with: the LLM on the fake server, small chunks extracted two at a time."""
-    base = {k: v for k, v in os.environ.items() if not k.startswith(("KG_", "OPENAI_"))}
-    return {**base, "KG_DATABASE_URL": database_url, "KG_DATA_DIR": str(tmp_path / "kg-data"),
-            "OPENAI_API_KEY": "sk-test", "OPENAI_BASE_URL": fake_openai.url, "KG_EMBEDDING_DIMENSIONS": "64",
-            "KG_EXTRACTION_MODE": "combined", "KG_CHUNK_TOKENS": "100", "KG_CHUNK_OVERLAP_TOKENS": "10",
-            "KG_MAX_CONCURRENCY": "2", "KG_LLM_TIMEOUT_S": "30"}
-
-
-@pytest.fixture
-def document(tmp_path: Path) -> Path:
-    path = tmp_path / "curie.txt"
-    path.write_text(TEXT)
-    return path
-
-
-def run(env: dict[str, str], *args: str, **extra: str) -> Run:
-    done = subprocess.run([str(KG), *args], env={**env, **extra}, cwd=env["KG_DATA_DIR"].rsplit("/", 1)[0],
-                          capture_output=True, text=True, timeout=300, stdin=subprocess.DEVNULL)
-    return Run(done.returncode, done.stdout, done.stderr)
+    return kg_env(database_url, tmp_path / "kg-data", **fake_openai_env(fake_openai), KG_EXTRACTION_MODE="combined",
+                  KG_MAX_CONCURRENCY="2", KG_LLM_TIMEOUT_S="30")
 
 
 _OUTPUTS: dict[int, tuple[Path, Path]] = {}
@@ -65,8 +47,7 @@ def start(env: dict[str, str], tmp_path: Path, *args: str, **extra: str) -> subp
     name = uuid.uuid4().hex[:8]
     paths = tmp_path / f"{name}.out", tmp_path / f"{name}.err"
     with paths[0].open("w") as stdout, paths[1].open("w") as stderr:
-        process = subprocess.Popen([str(KG), *args], env={**env, **extra}, cwd=tmp_path, stdin=subprocess.DEVNULL,
-                                   stdout=stdout, stderr=stderr)
+        process = start_kg({**env, **extra}, *args, cwd=tmp_path, stdout=stdout, stderr=stderr)
     _OUTPUTS[process.pid] = paths
     return process
 
@@ -118,28 +99,8 @@ def chunk_usage(database_url: str, job_id: str) -> dict[int, dict]:
     return dict(rows)
 
 
-class _Database:
-    """What graph_fingerprint reads: connections to one database."""
-
-    def __init__(self, url: str):
-        self.url = url
-
-    def connection(self) -> psycopg.Connection:
-        return psycopg.connect(self.url)
-
-
-@pytest.fixture
-def other_database(pg_server) -> Iterator[str]:
-    name = f"t_{uuid.uuid4().hex[:16]}"
-    with psycopg.connect(pg_server.get_uri(), autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{name}"')
-    yield pg_server.get_uri(database=name)
-    with psycopg.connect(pg_server.get_uri(), autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-
-
 def test_a_killed_ingest_reads_interrupted_once_its_lease_lapses_and_resume_ends_it_as_a_clean_ingest_would(
-        env, tmp_path, document, fake_openai, other_database):
+        env, tmp_path, document, fake_openai, new_database):
     url = env["KG_DATABASE_URL"]
     process = start(env, tmp_path, "ingest", str(document), "--json", KG_LEASE_S="2")
     job_id = extracting(process, url, at_least=2)
@@ -149,16 +110,16 @@ def test_a_killed_ingest_reads_interrupted_once_its_lease_lapses_and_resume_ends
     assert 0 < done < total
 
     for _ in range(60):  # bounded: the lease is 2 s, and each `kg jobs` starts a process
-        (job,) = run(env, "jobs", "--json").json()
+        (job,) = run_kg(env, "jobs", "--json").json()
         if job["status"] == "INTERRUPTED":
             break
     assert (job["job_id"], job["status"]) == (job_id, "INTERRUPTED")
-    assert run(env, "status", job_id, "--json").json()["status"] == "INTERRUPTED"
+    assert run_kg(env, "status", job_id, "--json").json()["status"] == "INTERRUPTED"
     before = chunk_usage(url, job_id)
     assert all(u["calls"] == 1 and u["cached"] == 0 for u in before.values())  # each one extracted once
     asked_before = len(fake_openai.chat_requests("ALL"))
 
-    resumed = run(env, "resume", job_id, "--json")
+    resumed = run_kg(env, "resume", job_id, "--json")
     assert resumed.code == 0, resumed.stderr
     report = resumed.json()
     assert (report["job_id"], report["status"], report["chunks"], report["chunks_failed"]) == (
@@ -174,10 +135,11 @@ def test_a_killed_ingest_reads_interrupted_once_its_lease_lapses_and_resume_ends
     assert not [r for r in asked_since if any(t in r.message("user") for t in done_texts)]
     assert not (tmp_path / "kg-data" / "blobs" / "jobs" / job_id).exists()
 
-    clean = run({**env, "KG_DATABASE_URL": other_database, "KG_DATA_DIR": str(tmp_path / "clean")},
-                "ingest", str(document), "--json")
+    other_database = new_database()
+    clean = run_kg({**env, "KG_DATABASE_URL": other_database, "KG_DATA_DIR": str(tmp_path / "clean")},
+                   "ingest", str(document), "--json")
     assert clean.code == 0, clean.stderr
-    assert graph_fingerprint(_Database(url)) == graph_fingerprint(_Database(other_database))
+    assert graph_fingerprint(url) == graph_fingerprint(other_database)
 
 
 def test_sigterm_ends_the_job_interrupted_at_once_and_ingest_resume_continues_it(env, tmp_path, document):
@@ -185,29 +147,29 @@ def test_sigterm_ends_the_job_interrupted_at_once_and_ingest_resume_continues_it
     job_id = interrupted_by_sigterm(env, tmp_path, document)
     # Stored as INTERRUPTED by the process itself: its 600 s lease has not lapsed, and is released.
     assert stored_job(url, job_id) == ("INTERRUPTED", None)
-    (job,) = run(env, "jobs", "--json").json()
+    (job,) = run_kg(env, "jobs", "--json").json()
     assert (job["job_id"], job["status"]) == (job_id, "INTERRUPTED")
-    shown = run(env, "status", job_id)
+    shown = run_kg(env, "status", job_id)
     assert "INTERRUPTED" in shown.stdout and f"kg resume {job_id}" in shown.stdout
     assert (tmp_path / "kg-data" / "blobs" / "jobs" / job_id).is_dir()  # kept while it can be resumed
 
-    resumed = run(env, "ingest", str(document), "--resume", "--json")
+    resumed = run_kg(env, "ingest", str(document), "--resume", "--json")
     assert resumed.code == 0, resumed.stderr
     (report,) = resumed.json_lines()
     assert (report["job_id"], report["status"]) == (job_id, "SUCCEEDED"), report["error"]
-    assert [j["job_id"] for j in run(env, "jobs", "--json").json()] == [job_id]  # no second job
+    assert [j["job_id"] for j in run_kg(env, "jobs", "--json").json()] == [job_id]  # no second job
     assert not (tmp_path / "kg-data" / "blobs" / "jobs" / job_id).exists()
 
 
 def test_ingest_of_a_source_whose_job_was_interrupted_names_kg_resume_and_runs_a_new_job(env, tmp_path, document):
     job_id = interrupted_by_sigterm(env, tmp_path, document)
-    again = run(env, "ingest", str(document), "--json")
+    again = run_kg(env, "ingest", str(document), "--json")
     assert again.code == 0, again.stderr
     (report,) = again.json_lines()
     assert report["job_id"] != job_id and report["status"] == "SUCCEEDED"
     notes = [line for line in again.stderr.splitlines() if job_id in line]
     assert len(notes) == 1 and f"kg resume {job_id}" in notes[0]
-    statuses = {j["job_id"]: j["status"] for j in run(env, "jobs", "--json").json()}
+    statuses = {j["job_id"]: j["status"] for j in run_kg(env, "jobs", "--json").json()}
     assert statuses == {job_id: "INTERRUPTED", report["job_id"]: "SUCCEEDED"}  # the old one is still resumable
 
 
@@ -229,11 +191,11 @@ def test_of_two_resumes_at_once_one_wins_and_the_other_is_told_why(env, tmp_path
     {"KG_SPACY_MODEL": "xx_no_such_model", "KG_LLM_PROVIDER": "offline", "KG_EMBEDDING_PROVIDER": "offline"},
 ], ids=["overlap-not-below-chunk-size", "unknown-encoding", "unknown-spacy-model"])
 def test_settings_plan_or_extraction_cannot_use_exit_2_before_any_job_is_opened(env, document, setting):
-    refused = run(env, "ingest", str(document), **setting)
+    refused = run_kg({**env, **setting}, "ingest", str(document))
     assert refused.code == 2, refused.stderr
     (line,) = refused.stderr.strip().splitlines()
     assert line.startswith("kg: error:") and "Traceback" not in refused.stderr
-    assert run(env, "jobs", "--json").json() == []
+    assert run_kg(env, "jobs", "--json").json() == []
 
 
 def test_jobs_queued_in_a_killed_kg_serve_read_interrupted_and_resume_to_their_end(env, tmp_path, document):
@@ -255,21 +217,20 @@ def test_jobs_queued_in_a_killed_kg_serve_read_interrupted_and_resume_to_their_e
             time.sleep(0.2)
     accepted = []
     for source in ("first.txt", "second.txt"):
-        request = urllib.request.Request(base + "/jobs", method="POST", headers={"Content-Type": "application/json"},
-                                         data=json.dumps({"source": source, "text": document.read_text()}).encode())
-        with urllib.request.urlopen(request, timeout=60) as answer:
-            accepted.append(json.loads(answer.read())["job_id"])
+        status, job = http_json(base + "/jobs", "POST", {"source": source, "text": document.read_text()})
+        assert status < 400, job
+        accepted.append(job["job_id"])
     extracting(server, env["KG_DATABASE_URL"], at_least=1)
     server.kill()
     server.wait(timeout=60)
     assert {stored_job(env["KG_DATABASE_URL"], j)[0] for j in accepted} <= {"QUEUED", "RUNNING"}
 
     for _ in range(60):  # bounded: the lease is 2 s
-        jobs = {j["job_id"]: j["status"] for j in run(env, "jobs", "--json").json()}
+        jobs = {j["job_id"]: j["status"] for j in run_kg(env, "jobs", "--json").json()}
         if all(jobs.get(j) == "INTERRUPTED" for j in accepted):
             break
     assert [jobs.get(j) for j in accepted] == ["INTERRUPTED", "INTERRUPTED"]
     for job_id in accepted:
-        resumed = run(env, "resume", job_id, "--json")
+        resumed = run_kg(env, "resume", job_id, "--json")
         assert resumed.code == 0, resumed.stderr
         assert (resumed.json()["status"], resumed.json()["chunks_failed"]) == ("SUCCEEDED", 0)

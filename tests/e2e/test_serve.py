@@ -9,9 +9,7 @@ import json
 import os
 import signal
 import subprocess
-import sys
 import time
-import urllib.error
 import urllib.parse
 import urllib.request
 import uuid
@@ -24,6 +22,9 @@ import psycopg
 import pytest
 
 from tests.e2e.conftest import EXAMPLE
+from tests.support.cli import kg_env, start_kg
+from tests.support.embedded import fresh_database
+from tests.support.http import http_json
 
 pytest.importorskip("schemathesis")
 
@@ -41,14 +42,7 @@ class Served:
     process: subprocess.Popen
 
     def request(self, method: str, path: str, body: Any = None) -> tuple[int, Any]:
-        data = None if body is None else json.dumps(body).encode()
-        request = urllib.request.Request(self.url + path, data=data, method=method,
-                                         headers={"Content-Type": "application/json"} if data else {})
-        try:
-            with urllib.request.urlopen(request, timeout=60) as answer:
-                return answer.status, json.loads(answer.read())
-        except urllib.error.HTTPError as e:
-            return e.code, json.loads(e.read())
+        return http_json(self.url + path, method, body)
 
 
 def free_port() -> int:
@@ -60,40 +54,34 @@ def free_port() -> int:
 @pytest.fixture(scope="module")
 def served(pg_server, tmp_path_factory) -> Iterator[Served]:
     """`kg serve` on a database of its own, with examples/curie.txt ingested through POST /jobs."""
-    name = f"t_{uuid.uuid4().hex[:16]}"
-    with psycopg.connect(pg_server.get_uri(), autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{name}"')
-    database_url = pg_server.get_uri(database=name)
-    data_dir = tmp_path_factory.mktemp("serve") / "kg-data"
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("KG_", "OPENAI_"))}
-    env.update(KG_DATABASE_URL=database_url, KG_DATA_DIR=str(data_dir))
-    port = free_port()
-    process = subprocess.Popen([str(Path(sys.executable).parent / "kg"), "serve", "--port", str(port)], env=env,
-                               stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    server = Served(f"http://127.0.0.1:{port}", database_url, data_dir, process)
-    try:
-        deadline = time.monotonic() + 120
-        while True:
-            assert process.poll() is None, process.communicate()[1]
-            try:
-                urllib.request.urlopen(server.url + "/openapi.json", timeout=2).close()
-                break
-            except OSError:
-                assert time.monotonic() < deadline, "kg serve did not answer within 120 s"
-                time.sleep(0.2)
-        status, accepted = server.request("POST", "/jobs", {"source": "curie.txt", "text": EXAMPLE.read_text()})
-        assert status == 202 and accepted["started"] is True, accepted
-        wait_for_job(server, accepted["job_id"])
-        yield server
-    finally:
-        process.send_signal(signal.SIGINT)
+    with fresh_database(pg_server) as database_url:
+        data_dir = tmp_path_factory.mktemp("serve") / "kg-data"
+        port = free_port()
+        process = start_kg(kg_env(database_url, data_dir), "serve", "--port", str(port),
+                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        server = Served(f"http://127.0.0.1:{port}", database_url, data_dir, process)
         try:
-            process.communicate(timeout=300)  # a guard against a hang, not a speed check
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.communicate()
-        with psycopg.connect(pg_server.get_uri(), autocommit=True) as conn:
-            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+            deadline = time.monotonic() + 120
+            while True:
+                assert process.poll() is None, process.communicate()[1]
+                try:
+                    urllib.request.urlopen(server.url + "/openapi.json", timeout=2).close()
+                    break
+                except OSError:
+                    assert time.monotonic() < deadline, "kg serve did not answer within 120 s"
+                    time.sleep(0.2)
+            status, accepted = server.request("POST", "/jobs",
+                                              {"source": "curie.txt", "text": EXAMPLE.read_text()})
+            assert status == 202 and accepted["started"] is True, accepted
+            wait_for_job(server, accepted["job_id"])
+            yield server
+        finally:
+            process.send_signal(signal.SIGINT)
+            try:
+                process.communicate(timeout=300)  # a guard against a hang, not a speed check
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.communicate()
 
 
 def wait_for_job(server: Served, job_id: str, timeout: float = 180) -> dict:

@@ -1,13 +1,12 @@
 """The fault suite's fixtures: the integration layer's (settings, embedder, the fake OpenAI server),
-plus a database of its own per run, so that a run under a fault and a clean run of the same
-document can be compared fingerprint to fingerprint (tests/support/stages.py)."""
+plus ports on a database of their own per run (new_database, tests/conftest.py), so that a run under
+a fault and a clean run of the same document can be compared fingerprint to fingerprint
+(tests/support/stages.py)."""
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Callable, Iterator
 
-import psycopg
 import pytest
 
 from kg.engine.local import LocalPorts, open_local_ports
@@ -21,25 +20,6 @@ from tests.integration.conftest import (  # noqa: F401
     openai_settings,
     settings,
 )
-
-
-@pytest.fixture
-def new_database(pg_server) -> Iterator[Callable[[], str]]:
-    """`new_database()`: the URL of a new, empty database on the session's server; dropped after the test."""
-    names: list[str] = []
-    admin = pg_server.get_uri()
-
-    def make() -> str:
-        name = f"t_{uuid.uuid4().hex[:16]}"
-        with psycopg.connect(admin, autocommit=True) as conn:
-            conn.execute(f'CREATE DATABASE "{name}"')
-        names.append(name)
-        return pg_server.get_uri(database=name)
-
-    yield make
-    with psycopg.connect(admin, autocommit=True) as conn:
-        for name in names:
-            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 @pytest.fixture

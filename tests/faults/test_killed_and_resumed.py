@@ -11,10 +11,7 @@ tests/e2e/test_resume_cli.py::test_a_killed_ingest_reads_interrupted_once_its_le
 
 from __future__ import annotations
 
-import json
-import os
 import subprocess
-import sys
 import time
 import urllib.request
 from pathlib import Path
@@ -22,7 +19,9 @@ from pathlib import Path
 import psycopg
 import pytest
 
+from tests.support.cli import KG, fake_openai_env, kg_env, run_kg, start_kg
 from tests.support.fake_openai import FakeOpenAI
+from tests.support.http import http_json
 from tests.support.moto_server import free_port
 from tests.support.stages import graph_fingerprint
 
@@ -31,7 +30,6 @@ PARAGRAPH = ("Marie Curie met Pierre Curie in Paris. Because Pierre admired Mari
 NOTE = "\n\n".join(f"Part {i}. {PARAGRAPH}" for i in range(16))
 SOURCE = "letters"
 CONCURRENCY = 2
-KG = Path(sys.executable).parent / "kg"
 
 
 def _has_resume() -> bool:
@@ -42,28 +40,9 @@ def _has_resume() -> bool:
 pytestmark = pytest.mark.skipif(not _has_resume(), reason="`kg resume` (job leases) is not in this kg yet")
 
 
-class Graph:
-    """What graph_fingerprint needs of a database: connections."""
-
-    def __init__(self, url: str):
-        self.url = url
-
-    def connection(self) -> psycopg.Connection:
-        return psycopg.connect(self.url)
-
-
-def kg_env(fake: FakeOpenAI, database_url: str, data_dir: Path) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("KG_", "OPENAI_"))}
-    env.update(KG_DATABASE_URL=database_url, KG_DATA_DIR=str(data_dir), OPENAI_API_KEY="sk-test",
-               OPENAI_BASE_URL=fake.url, KG_EMBEDDING_DIMENSIONS="64", KG_CHUNK_TOKENS="100",
-               KG_CHUNK_OVERLAP_TOKENS="10", KG_MAX_CONCURRENCY=str(CONCURRENCY), KG_LEASE_S="2",
-               KG_LLM_BACKOFF_BASE_S="0.001", KG_LLM_BACKOFF_MAX_S="0.01")
-    return env
-
-
-def kg(env: dict[str, str], *args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([str(KG), *args], env=env, capture_output=True, text=True, timeout=300,
-                          stdin=subprocess.DEVNULL)
+def env_for(fake: FakeOpenAI, database_url: str, data_dir: Path) -> dict[str, str]:
+    return kg_env(database_url, data_dir, **fake_openai_env(fake), KG_MAX_CONCURRENCY=str(CONCURRENCY),
+                  KG_LEASE_S="2", KG_LLM_BACKOFF_BASE_S="0.001", KG_LLM_BACKOFF_MAX_S="0.01")
 
 
 def until(condition, what: str, timeout_s: float = 120.0, every_s: float = 0.05):
@@ -86,8 +65,7 @@ def extraction_questions(fake: FakeOpenAI, since: int, after: float | None = Non
 def serve_job(env: dict[str, str]) -> subprocess.Popen:
     """`kg serve` with the note POSTed to /jobs: the process running the job."""
     port = free_port()
-    process = subprocess.Popen([str(KG), "serve", "--port", str(port)], env=env, stdin=subprocess.DEVNULL,
-                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    process = start_kg(env, "serve", "--port", str(port), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     url = f"http://127.0.0.1:{port}"
 
     def answering() -> bool:
@@ -99,11 +77,8 @@ def serve_job(env: dict[str, str]) -> subprocess.Popen:
             return False
 
     until(answering, "kg serve answering")
-    body = json.dumps({"source": SOURCE, "text": NOTE}).encode()
-    request = urllib.request.Request(url + "/jobs", data=body, method="POST",
-                                     headers={"Content-Type": "application/json"})
-    with urllib.request.urlopen(request, timeout=60) as answer:
-        assert answer.status == 202
+    status, accepted = http_json(url + "/jobs", "POST", {"source": SOURCE, "text": NOTE})
+    assert status == 202, accepted
     return process
 
 
@@ -112,16 +87,16 @@ def test_kg_serve_killed_mid_job_then_kg_resume_equals_a_clean_run(new_database,
     note.write_text(NOTE)
     with FakeOpenAI(latency_s=0.4) as fake:
         clean_url = new_database()
-        clean_env = kg_env(fake, clean_url, tmp_path / "clean-data")
-        clean = kg(clean_env, "ingest", str(note), "--source", SOURCE, "--json")
-        assert clean.returncode == 0, clean.stderr
-        clean_report = json.loads(clean.stdout)
+        clean_env = env_for(fake, clean_url, tmp_path / "clean-data")
+        clean = run_kg(clean_env, "ingest", str(note), "--source", SOURCE, "--json")
+        assert clean.code == 0, clean.stderr
+        clean_report = clean.json()
         assert clean_report["status"] == "SUCCEEDED" and clean_report["chunks"] >= 8
         chunks = clean_report["chunks"]
         since = len(fake.requests)  # from here on, the killed run's
 
         url = new_database()
-        env = kg_env(fake, url, tmp_path / "data")
+        env = env_for(fake, url, tmp_path / "data")
         process = serve_job(env)
 
         def two_chunks_done():
@@ -142,17 +117,17 @@ def test_kg_serve_killed_mid_job_then_kg_resume_equals_a_clean_run(new_database,
         assert status == "RUNNING" and done < chunks, (status, done)  # killed mid-extraction
 
         def interrupted():
-            shown = kg(env, "status", job_id, "--json")
-            return shown.returncode == 0 and json.loads(shown.stdout)["status"] == "INTERRUPTED"
+            shown = run_kg(env, "status", job_id, "--json")
+            return shown.code == 0 and shown.json()["status"] == "INTERRUPTED"
 
         until(interrupted, "the job reading INTERRUPTED once its lease lapsed", every_s=0.5)
-        resumed = kg(env, "resume", job_id, "--json")
-        assert resumed.returncode == 0, resumed.stderr
-        report = json.loads(resumed.stdout)
+        resumed = run_kg(env, "resume", job_id, "--json")
+        assert resumed.code == 0, resumed.stderr
+        report = resumed.json()
 
     assert report["status"] == "SUCCEEDED" and report["chunks"] == chunks
     assert report["triples"] == clean_report["triples"]
-    assert graph_fingerprint(Graph(url)) == graph_fingerprint(Graph(clean_url))
+    assert graph_fingerprint(url) == graph_fingerprint(clean_url)
     # Every question was asked; again only those in flight at the kill (at most one chunk's four
     # types per worker); the chunks done before the kill were not extracted again.
     before = extraction_questions(fake, since, before=killed_at)

@@ -44,14 +44,9 @@ def db(database_url: str) -> Iterator[Database]:
 
 
 @pytest.fixture
-def other_db(pg_server) -> Iterator[Database]:
-    name = f"t_{uuid.uuid4().hex[:16]}"
-    with psycopg.connect(pg_server.get_uri(), autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{name}"')
-    with Database(pg_server.get_uri(database=name), "m", DIMENSIONS, migrate=True) as database:
+def other_db(new_database) -> Iterator[Database]:
+    with Database(new_database(), "m", DIMENSIONS, migrate=True) as database:
         yield database
-    with psycopg.connect(pg_server.get_uri(), autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 def vector(text: str) -> np.ndarray:

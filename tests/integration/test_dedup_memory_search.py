@@ -3,12 +3,13 @@ probe, on a planted graph of a few thousand triples in a real PostgreSQL: same p
 
 from __future__ import annotations
 
+import contextlib
 import sys
 import uuid
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import numpy as np
-import psycopg
 import pytest
 
 pytest.importorskip("faiss")
@@ -18,6 +19,7 @@ from kg.embeddings import Embedded  # noqa: E402
 from kg.graph import knn  # noqa: E402
 from kg.graph.postgres import PostgresGraphStore  # noqa: E402
 from kg.stages.deduplicate import DedupParams, deduplicate_graph  # noqa: E402
+from tests.support.embedded import fresh_database  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "bench"))
 from dedup_synthetic import DIMS, MODEL, Synthetic, build, write  # noqa: E402
@@ -55,41 +57,31 @@ class InMemoryStore(PostgresGraphStore):
 
 
 @pytest.fixture(scope="module")
-def planted(pg_server) -> tuple[str, Synthetic]:
-    """A template database holding the planted graph, written once (HNSW maintained by the writes)."""
-    name = f"t_planted_{uuid.uuid4().hex[:12]}"
-    with psycopg.connect(pg_server.get_uri(), autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{name}"')
-    g = build(TRIPLES, seed=5, n_docs=3)
-    db = Database(pg_server.get_uri(database=name), MODEL, DIMS, migrate=True)
-    try:
-        write(db, g, index_build="insert")
-    finally:
-        db.close()
-    yield name, g
-    with psycopg.connect(pg_server.get_uri(), autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+def planted(pg_server) -> Iterator[tuple[str, Synthetic]]:
+    """A template database (its URL) holding the planted graph, written once (HNSW maintained by the writes)."""
+    with fresh_database(pg_server) as url:
+        g = build(TRIPLES, seed=5, n_docs=3)
+        db = Database(url, MODEL, DIMS, migrate=True)
+        try:
+            write(db, g, index_build="insert")
+        finally:
+            db.close()
+        yield url, g
 
 
 @pytest.fixture
-def copy_of(pg_server, planted):
-    """Fresh copies of the planted graph (CREATE DATABASE ... TEMPLATE: the same rows, byte for byte)."""
+def copy_of(pg_server, planted) -> Iterator[Callable[[], Database]]:
+    """Fresh copies of the planted graph (the same rows, byte for byte)."""
     template, _ = planted
-    made: list[tuple[str, Database]] = []
+    with contextlib.ExitStack() as made:
 
-    def make() -> Database:
-        name = f"t_{uuid.uuid4().hex[:16]}"
-        with psycopg.connect(pg_server.get_uri(), autocommit=True) as conn:
-            conn.execute(f'CREATE DATABASE "{name}" TEMPLATE "{template}"')
-        db = Database(pg_server.get_uri(database=name), MODEL, DIMS, migrate=True)
-        made.append((name, db))
-        return db
+        def make() -> Database:
+            url = made.enter_context(fresh_database(pg_server, copy_of=template))
+            db = Database(url, MODEL, DIMS, migrate=True)
+            made.callback(db.close)  # closed before its database is dropped
+            return db
 
-    yield make
-    for name, db in made:
-        db.close()
-        with psycopg.connect(pg_server.get_uri(), autocommit=True) as conn:
-            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        yield make
 
 
 def as_dict(pairs) -> dict[tuple[uuid.UUID, uuid.UUID], float]:

@@ -5,10 +5,9 @@ from __future__ import annotations
 
 import time
 import uuid
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
-import psycopg
 import pytest
 
 from kg.blobs import job_prefix, text_key
@@ -50,13 +49,11 @@ def job_blobs(settings: Settings, job_id: str) -> Path:
 
 
 @pytest.fixture
-def clean_graph(pg_server, tmp_path, settings: Settings, embedder, conceptualizer) -> Iterator:
+def clean_graph(new_database, tmp_path, settings: Settings, embedder,
+                conceptualizer) -> Callable[[], dict[str, str]]:
     """`clean_graph()`: the fingerprint of the same document ingested once, uninterrupted, into a
     database of its own."""
-    name = f"t_{uuid.uuid4().hex[:16]}"
-    with psycopg.connect(pg_server.get_uri(), autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{name}"')
-    own = settings.model_copy(update={"database_url": pg_server.get_uri(database=name), "data_dir": tmp_path / "clean"})
+    own = settings.model_copy(update={"database_url": new_database(), "data_dir": tmp_path / "clean"})
 
     def fingerprint() -> dict[str, str]:
         ports = open_local_ports(own, extractor=ScriptedExtractor(), embedder=embedder, conceptualizer=conceptualizer)
@@ -66,9 +63,7 @@ def clean_graph(pg_server, tmp_path, settings: Settings, embedder, conceptualize
         finally:
             ports.close()
 
-    yield fingerprint
-    with psycopg.connect(pg_server.get_uri(), autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    return fingerprint
 
 
 def test_ctrl_c_ends_the_job_interrupted_at_once_keeping_its_blobs(make_ports, settings):

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import uuid
 
-import psycopg
 import pytest
 
 from kg.blobs import error_key, get_optional, job_prefix, text_key
@@ -34,17 +33,12 @@ from tests.support.stages import graph_fingerprint, ledger_view, start_job
 
 
 @pytest.fixture
-def fresh_ports(pg_server, settings, embedder, conceptualizer):
+def fresh_ports(new_database, settings, embedder, conceptualizer):
     """`fresh_ports(extractor)`: ports on a database of their own, to compare two runs of one job."""
-    opened, names = [], []
-    admin = pg_server.get_uri()
+    opened = []
 
     def make(extractor):
-        name = f"t_{uuid.uuid4().hex[:16]}"
-        with psycopg.connect(admin, autocommit=True) as conn:
-            conn.execute(f'CREATE DATABASE "{name}"')
-        names.append(name)
-        own = settings.model_copy(update={"database_url": pg_server.get_uri(database=name)})
+        own = settings.model_copy(update={"database_url": new_database()})
         ports = open_local_ports(own, extractor=extractor, embedder=embedder, conceptualizer=conceptualizer)
         opened.append(ports)
         return ports
@@ -52,9 +46,6 @@ def fresh_ports(pg_server, settings, embedder, conceptualizer):
     yield make
     for ports in opened:
         ports.close()
-    with psycopg.connect(admin, autocommit=True) as conn:
-        for name in names:
-            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 def _run_stages(ports, settings, text: str, source: str = "doc", calls: int = 1, budget_s: float | None = None):

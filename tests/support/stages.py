@@ -5,6 +5,8 @@ from __future__ import annotations
 import hashlib
 import uuid
 
+import psycopg
+
 from kg.blobs import text_key
 from kg.ledger import Ledger
 from kg.providers import chunking_params
@@ -29,9 +31,9 @@ _FINGERPRINT = {
 
 def graph_fingerprint(db) -> dict[str, str]:
     """A digest of every table's rows (without timestamps or serial ids), table by table, so that a
-    difference names its table."""
+    difference names its table. `db`: a database's URL, or anything with `connection()` (kg.db.Database)."""
     digests = {}
-    with db.connection() as conn:
+    with psycopg.connect(db) if isinstance(db, str) else db.connection() as conn:
         for table, columns in _FINGERPRINT.items():
             rows = conn.execute(f"SELECT {columns} FROM {table} ORDER BY 1, 2, 3").fetchall()
             digests[table] = f"{len(rows)}:" + hashlib.sha256(repr(rows).encode()).hexdigest()[:16]
