@@ -1,7 +1,8 @@
 """The local engine: the same stage functions as the AWS state machine, run in-process.
 
 plan -> extract (a thread pool of max_concurrency workers plays the Map; a chunk whose step raises
-goes to fail_chunk, as the Map's Catch does) -> merge_and_store -> [generate_concepts]
+goes to fail_chunk, as the Map's Catch does; each chunk's new texts are embedded as its result lands,
+pre_embed_chunk, in one more thread) -> merge_and_store -> [generate_concepts]
 -> [deduplicate] -> finalize; any other error -> fail_job. Each stage that can return `more` is
 called until it is done. The engine holds no job logic: the stages decide, the ledger records.
 
@@ -76,6 +77,7 @@ from kg.stages import (
     merge_and_store,
     plan,
 )
+from kg.stages.merge_and_store import ClaimedTexts, pre_embed_chunk
 from kg.stages.contract import (
     ChunkFailure,
     ChunkTask,
@@ -339,12 +341,25 @@ def _extract(items: list[int], job_id: str, ports: LocalPorts, settings: Setting
     stopping = threading.Event()
     extractor = _UntilStopped(ports.extractor, stopping)
     pool = ThreadPoolExecutor(max_workers=settings.max_concurrency, thread_name_prefix="chunk")
+    # One thread embeds each extracted chunk's new texts while the others are extracted, so that the
+    # store has little left to embed; an embedding that fails here is the store's to do again.
+    embedding = ThreadPoolExecutor(max_workers=1, thread_name_prefix="pre-embed")
+    claimed = ClaimedTexts()
+
+    def pre_embed(task: ChunkTask) -> None:
+        try:
+            pre_embed_chunk(task, ports.embedder, ports.graph, ports.blobs, ports.ledger, claimed)
+        except Exception as e:
+            log.info("job %s: chunk %d not embedded ahead (the store embeds it): %s", job_id, task.index, e)
+
     try:
         futures = {pool.submit(extract_chunk, ChunkTask(job_id=job_id, index=i), extractor, ports.blobs,
                                ports.ledger): i for i in items}
         for future in as_completed(futures):
             try:
-                future.result()
+                ref = future.result()
+                if ref.status is not ChunkStatus.FAILED and ref.triples:
+                    embedding.submit(pre_embed, ChunkTask(job_id=job_id, index=ref.index))
             except Exception as e:  # what the Map's Catch does with an item that failed past its retries
                 fail_chunk(ChunkFailure(job_id=job_id, index=futures[future], error=_describe(e)),
                            ports.blobs, ports.ledger)
@@ -355,8 +370,10 @@ def _extract(items: list[int], job_id: str, ports: LocalPorts, settings: Setting
         # extracted finish in their threads, and what they get right is there for a resume.
         stopping.set()
         pool.shutdown(wait=False, cancel_futures=True)
+        embedding.shutdown(wait=False, cancel_futures=True)
         raise
     pool.shutdown()
+    embedding.shutdown()
 
 
 class _Abandoned(BaseException):

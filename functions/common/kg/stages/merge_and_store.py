@@ -14,11 +14,17 @@ tens of thousands of texts), so it is planned once and done in slices kept in th
 
 The counts recorded are those of the merged graph and the plan, never of one call, so a retry
 leaves the same ledger.
+
+`pre_embed_chunk` does step 2's work for one chunk ahead of time: the local engine runs it as each
+chunk's result lands, while the other chunks are still being extracted (on the core the offline
+parser leaves idle, or alongside the LLM calls), and the plan then counts those texts as embedded.
 """
 
 from __future__ import annotations
 
 import io
+import threading
+from collections.abc import Iterable
 
 import numpy as np
 from pydantic import BaseModel
@@ -31,7 +37,7 @@ from kg.graph import GraphStore
 from kg.ledger import Ledger
 from kg.merge import merge_chunk_results
 from kg.models import Chunk, ChunkResult, ChunkStatus, EmbeddingCounts, Stage
-from kg.stages.contract import Budget, StageProgress, StageRequest
+from kg.stages.contract import Budget, ChunkTask, StageProgress, StageRequest
 from kg.stages.plan import PlannedDocument
 from kg.stages.stale_vectors import embed_stale_triples
 
@@ -43,6 +49,50 @@ EMBED_SLICE = 2048
 class EmbeddingPlan(BaseModel):
     missing: list[str]  # sorted, each once
     reused: int
+    pre_embedded: int = 0  # texts whose vectors pre_embed_chunk saved before the plan was made
+
+
+class ClaimedTexts:
+    """The texts one job's pre-embedding has taken in this process: a name that many chunks share
+    is embedded by the first of them only."""
+
+    def __init__(self) -> None:
+        self._taken: set[str] = set()
+        self._lock = threading.Lock()
+
+    def take(self, texts: Iterable[str]) -> list[str]:
+        """Those of `texts` no other chunk has taken (sorted), taken now."""
+        with self._lock:
+            new = sorted(set(texts) - self._taken)
+            self._taken.update(new)
+            return new
+
+
+def pre_embed_chunk(task: ChunkTask, embedder: Embedder, graph: GraphStore, blobs: BlobStore, ledger: Ledger,
+                    claimed: ClaimedTexts) -> int:
+    """Embeds the texts of one extracted chunk that no stored row and no other chunk has, and saves
+    them (with their cost) for merge_and_store. Returns how many it embedded: 0 when the chunk
+    failed, its vectors are saved already, or every text of it is stored or taken.
+
+    Only a head start: a text whose vector is not found here (its embedding failed, or the whole
+    document's merge names a node with another chunk's spelling) is embedded by merge_and_store."""
+    key = _chunk_vectors_key(task.job_id, task.index)
+    if get_optional(blobs, key) is not None:
+        return 0
+    result = _read_result(blobs, task.job_id, task.index)
+    if result.status is ChunkStatus.FAILED or not result.triples:
+        return 0
+    missing, _ = missing_texts(merge_chunk_results([result]).embedding_texts(), graph)
+    new = claimed.take(missing)
+    if not new:
+        return 0
+    embedded = embedder.embed(new)
+    ledger.record_usage(task.job_id, Stage.STORE, embedded.usage, part=f"pre-embed-{task.index:05d}")
+    out = io.BytesIO()
+    np.savez(out, model=np.array(embedder.model), texts=np.array(new),
+             vectors=np.asarray(embedded.vectors, dtype=np.float32))
+    blobs.put(key, out.getvalue())
+    return len(new)
 
 
 def merge_and_store(
@@ -67,15 +117,18 @@ def merge_and_store(
 
     plan_key = stage_key(job_id, "store", "embedding-plan.json")
     stored_plan = get_optional(blobs, plan_key)
+    pre_embedded = _pre_embedded(blobs, job_id, planned.chunk_count, embedder.model)
     if stored_plan is None:
         missing, _ = missing_texts(texts, graph)
-        plan = EmbeddingPlan(missing=missing, reused=len(set(texts.values())) - len(missing))
+        ahead = sum(t in pre_embedded for t in missing)
+        plan = EmbeddingPlan(missing=[t for t in missing if t not in pre_embedded], pre_embedded=ahead,
+                             reused=len(set(texts.values())) - len(missing))
         blobs.put(plan_key, plan.model_dump_json().encode())
     else:
         plan = EmbeddingPlan.model_validate_json(stored_plan)
 
     slices = range(0, (len(plan.missing) + slice_size - 1) // slice_size)
-    by_text: dict[str, np.ndarray] = {}
+    by_text: dict[str, np.ndarray] = pre_embedded
     done_this_call = 0
     for k in slices:
         key = stage_key(job_id, "store", f"vectors-{k:05d}.npy")
@@ -110,7 +163,7 @@ def merge_and_store(
 
     kinds = [n.kind for n in merged.nodes.values()]
     triples = merged.counts()
-    embeddings = EmbeddingCounts(computed=len(plan.missing), reused=plan.reused)
+    embeddings = EmbeddingCounts(computed=len(plan.missing) + plan.pre_embedded, reused=plan.reused)
     ledger.set_stage(job_id, Stage.STORE, {
         "triples": triples.as_dict(),
         "entities": kinds.count("entity"),
@@ -130,6 +183,24 @@ def _to_bytes(vectors: np.ndarray) -> bytes:
     out = io.BytesIO()
     np.save(out, np.asarray(vectors, dtype=np.float32), allow_pickle=False)
     return out.getvalue()
+
+
+def _chunk_vectors_key(job_id: str, index: int) -> str:
+    return stage_key(job_id, "store", f"chunk-{index:05d}-vectors.npz")
+
+
+def _pre_embedded(blobs: BlobStore, job_id: str, chunk_count: int, model: str) -> dict[str, np.ndarray]:
+    """The vectors pre_embed_chunk saved for this job, by text; those of another model (a job resumed
+    with other settings) are left out."""
+    by_text: dict[str, np.ndarray] = {}
+    for index in range(chunk_count):
+        saved = get_optional(blobs, _chunk_vectors_key(job_id, index))
+        if saved is None:
+            continue
+        with np.load(io.BytesIO(saved), allow_pickle=False) as arrays:
+            if str(arrays["model"]) == model:
+                by_text.update(zip(arrays["texts"].tolist(), arrays["vectors"], strict=True))
+    return by_text
 
 
 def _read_result(blobs: BlobStore, job_id: str, index: int) -> ChunkResult:
