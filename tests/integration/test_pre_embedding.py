@@ -1,5 +1,5 @@
 """Embedding ahead: the local engine embeds each chunk's new texts as its result lands
-(pre_embed_chunk), and merge_and_store embeds only what is left; the graph is the one the store
+(pre_embed_chunks), and merge_and_store embeds only what is left; the graph is the one the store
 alone would write, each text is embedded once, and the cost is in the job's account."""
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from kg.errors import ProviderUnavailable
 from kg.models import JobStatus, LlmUsage, Stage
 from kg.stages import extract_chunk, finalize, merge_and_store
 from kg.stages.contract import ChunkTask, StageRequest
-from kg.stages.merge_and_store import ClaimedTexts, pre_embed_chunk
+from kg.stages.merge_and_store import ClaimedTexts, pre_embed_chunks
 from tests.support.extractors import ScriptedExtractor
 from tests.support.stages import graph_fingerprint, start_job
 
@@ -131,28 +131,29 @@ def test_a_pre_embedding_that_fails_is_done_by_the_store(open_ports, settings):
     assert stored > 0 and report.embeddings.computed == len(set(embedder.texts(ahead=False)))
 
 
-def test_pre_embed_chunk_skips_what_is_stored_taken_or_done_and_the_store_uses_what_it_saved(open_ports, settings):
+def test_pre_embed_chunks_skips_what_is_stored_taken_or_done_and_the_store_uses_what_it_saved(open_ports, settings):
     embedder = HashEmbedder()
     ports = open_ports(embedder)
     job = extracted_job(ports, settings)
     claimed = ClaimedTexts()
-    first = pre_embed_chunk(ChunkTask(job_id=job.job_id, index=0), embedder, ports.graph, ports.blobs,
-                            ports.ledger, claimed)
+
+    def ahead(indexes, claims=claimed) -> int:
+        return pre_embed_chunks(job.job_id, indexes, embedder, ports.graph, ports.blobs, ports.ledger, claims)
+
+    first = ahead([0])
     assert first > 0
-    # Done already: nothing again, even with a fresh claim (a resumed job).
-    assert pre_embed_chunk(ChunkTask(job_id=job.job_id, index=0), embedder, ports.graph, ports.blobs,
-                           ports.ledger, ClaimedTexts()) == 0
-    second = pre_embed_chunk(ChunkTask(job_id=job.job_id, index=1), embedder, ports.graph, ports.blobs,
-                             ports.ledger, claimed)
-    ahead = embedder.texts(ahead=False)  # this test's calls run on the main thread
-    assert len(ahead) == first + second == len(set(ahead))  # "Paris", "Rome": taken by chunk 0
+    assert ahead([0], ClaimedTexts()) == 0  # saved already: nothing again, even unclaimed (a resumed job)
+    rest = ahead(job.items[1:])
+    assert [len(texts) for _, texts in embedder.calls] == [first, rest]  # the other chunks in one call
+    embedded = embedder.texts(ahead=False)  # this test's calls run on the main thread
+    assert len(embedded) == len(set(embedded))  # "Paris", "Rome": taken by chunk 0 only
     embedder.calls.clear()
 
     store(ports, job, embedder)
-    in_store = embedder.texts(ahead=False)
-    assert in_store and not set(in_store) & set(ahead)
-    counts = ports.ledger.get(job.job_id).counts["embeddings"]
-    assert counts == {"computed": len(ahead) + len(in_store), "reused": 0}
+    assert embedder.calls == []  # every text was embedded ahead
+    record = ports.ledger.get(job.job_id)
+    assert record.counts["embeddings"] == {"computed": len(embedded), "reused": 0}
+    assert record.llm_by_stage[Stage.STORE.value].input_tokens == len(embedded)
 
 
 def test_vectors_saved_by_another_model_are_not_used(open_ports, settings):
@@ -161,8 +162,7 @@ def test_vectors_saved_by_another_model_are_not_used(open_ports, settings):
     job = extracted_job(ports, settings)
     other = HashEmbedder()
     other.model = "another-model"
-    saved = pre_embed_chunk(ChunkTask(job_id=job.job_id, index=0), other, ports.graph, ports.blobs, ports.ledger,
-                            ClaimedTexts())
+    saved = pre_embed_chunks(job.job_id, [0], other, ports.graph, ports.blobs, ports.ledger, ClaimedTexts())
     assert saved > 0
     store(ports, job, embedder)
     assert set(other.texts(ahead=False)) <= set(embedder.texts(ahead=False))  # embedded again, by this model

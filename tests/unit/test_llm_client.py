@@ -158,7 +158,14 @@ def test_429s_are_retried_and_halve_the_concurrency_limit():
     assert llm.call(scripted(status_error(429), status_error(429), status_error(429), "ok")) == "ok"
     assert llm.attempts == 4
     # 8 -> 4 -> 2 -> 1 (each retry was sent after the previous decrease), then the success: 2.
-    assert llm.limit.limit == 2
+    assert llm.limit().limit == 2
+
+
+def test_a_model_throttled_leaves_the_other_models_limits_as_they_were():
+    llm = client()
+    assert llm.call(scripted(status_error(429), status_error(429), "ok"), "text-embedding-3-small") == "ok"
+    assert llm.limit("text-embedding-3-small").limit == 2
+    assert llm.limit("gpt-4o-mini").limit == llm.limit().limit == 8
 
 
 def test_5xx_timeouts_and_connection_errors_are_retried():

@@ -83,7 +83,7 @@ class Settings(BaseSettings):
     llm_batch_poll_s: float = Field(default=10.0, gt=0)
     llm_batch_poll_max_s: float = Field(default=300.0, gt=0)
     llm_batch_max_wait_s: float = Field(default=86_400.0, gt=0)
-    llm_concurrency: int = Field(default=16, ge=1, le=1024)  # requests in flight per process
+    llm_concurrency: int = Field(default=16, ge=1, le=1024)  # requests in flight per process and model
     llm_timeout_s: float = Field(default=120.0, gt=0)
     # Retries of one request end when the next wait would pass this deadline; a 429's Retry-After is
     # waited out up to it. llm_max_retries caps only the other errors (5xx, 408, timeouts, unreachable).

@@ -2,7 +2,7 @@
 
 plan -> extract (a thread pool of max_concurrency workers plays the Map; a chunk whose step raises
 goes to fail_chunk, as the Map's Catch does; each chunk's new texts are embedded as its result lands,
-pre_embed_chunk, in one more thread) -> merge_and_store -> [generate_concepts]
+pre_embed_chunks, in one more thread) -> merge_and_store -> [generate_concepts]
 -> [deduplicate] -> finalize; any other error -> fail_job. Each stage that can return `more` is
 called until it is done. The engine holds no job logic: the stages decide, the ledger records.
 
@@ -77,7 +77,7 @@ from kg.stages import (
     merge_and_store,
     plan,
 )
-from kg.stages.merge_and_store import ClaimedTexts, pre_embed_chunk
+from kg.stages.merge_and_store import ClaimedTexts, pre_embed_chunks
 from kg.stages.contract import (
     ChunkFailure,
     ChunkTask,
@@ -341,17 +341,7 @@ def _extract(items: list[int], job_id: str, ports: LocalPorts, settings: Setting
     stopping = threading.Event()
     extractor = _UntilStopped(ports.extractor, stopping)
     pool = ThreadPoolExecutor(max_workers=settings.max_concurrency, thread_name_prefix="chunk")
-    # One thread embeds each extracted chunk's new texts while the others are extracted, so that the
-    # store has little left to embed; an embedding that fails here is the store's to do again.
-    embedding = ThreadPoolExecutor(max_workers=1, thread_name_prefix="pre-embed")
-    claimed = ClaimedTexts()
-
-    def pre_embed(task: ChunkTask) -> None:
-        try:
-            pre_embed_chunk(task, ports.embedder, ports.graph, ports.blobs, ports.ledger, claimed)
-        except Exception as e:
-            log.info("job %s: chunk %d not embedded ahead (the store embeds it): %s", job_id, task.index, e)
-
+    ahead = _EmbedAhead(job_id, ports)
     try:
         futures = {pool.submit(extract_chunk, ChunkTask(job_id=job_id, index=i), extractor, ports.blobs,
                                ports.ledger): i for i in items}
@@ -359,7 +349,7 @@ def _extract(items: list[int], job_id: str, ports: LocalPorts, settings: Setting
             try:
                 ref = future.result()
                 if ref.status is not ChunkStatus.FAILED and ref.triples:
-                    embedding.submit(pre_embed, ChunkTask(job_id=job_id, index=ref.index))
+                    ahead.add(ref.index)
             except Exception as e:  # what the Map's Catch does with an item that failed past its retries
                 fail_chunk(ChunkFailure(job_id=job_id, index=futures[future], error=_describe(e)),
                            ports.blobs, ports.ledger)
@@ -370,10 +360,54 @@ def _extract(items: list[int], job_id: str, ports: LocalPorts, settings: Setting
         # extracted finish in their threads, and what they get right is there for a resume.
         stopping.set()
         pool.shutdown(wait=False, cancel_futures=True)
-        embedding.shutdown(wait=False, cancel_futures=True)
+        ahead.stop()
         raise
     pool.shutdown()
-    embedding.shutdown()
+    ahead.finish()
+
+
+class _EmbedAhead:
+    """Embeds the new texts of extracted chunks while the others are extracted, so that the store has
+    little left to embed: one thread, one embedding call for all the chunks that landed since its
+    last call (a call per chunk would queue behind one another). An embedding that fails here is
+    the store's to do again."""
+
+    def __init__(self, job_id: str, ports: LocalPorts):
+        self.job_id, self.ports = job_id, ports
+        self.claimed = ClaimedTexts()
+        self.pending: list[int] = []
+        self.running = False
+        self.lock = threading.Lock()
+        self.pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="pre-embed")
+
+    def add(self, index: int) -> None:
+        with self.lock:
+            self.pending.append(index)
+            if self.running:
+                return
+            self.running = True
+        self.pool.submit(self._drain)
+
+    def finish(self) -> None:
+        self.pool.shutdown()
+
+    def stop(self) -> None:
+        with self.lock:
+            self.pending.clear()
+        self.pool.shutdown(wait=False, cancel_futures=True)
+
+    def _drain(self) -> None:
+        while True:
+            with self.lock:
+                if not self.pending:
+                    self.running = False
+                    return
+                indexes, self.pending = self.pending, []
+            try:
+                pre_embed_chunks(self.job_id, indexes, self.ports.embedder, self.ports.graph, self.ports.blobs,
+                                 self.ports.ledger, self.claimed)
+            except Exception as e:
+                log.info("job %s: chunks %s not embedded ahead (the store embeds them): %s", self.job_id, indexes, e)
 
 
 class _Abandoned(BaseException):

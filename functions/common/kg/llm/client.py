@@ -244,7 +244,7 @@ def chat_request(model: str, messages: list[dict[str, str]], response_format: di
 
 
 class LlmClient:
-    """One per process (see `shared_client`): the concurrency limit and the breaker are per endpoint."""
+    """One per process (see `shared_client`): the breaker is per endpoint, the concurrency limit per model."""
 
     def __init__(
         self,
@@ -259,7 +259,12 @@ class LlmClient:
         self.client = client
         self.retry = retry
         self._clock, self._sleep = clock, sleep  # the retry deadline's; tests pass fake ones
-        self.limit = AdaptiveLimit(concurrency)
+        # A limit per model: a provider limits each model on its own (OpenAI's requests and tokens per
+        # minute are per model), so embedding requests neither wait for chat calls' places nor shrink
+        # them when they are throttled.
+        self._concurrency = concurrency
+        self._limits: dict[str, AdaptiveLimit] = {}
+        self._limits_lock = threading.Lock()
         self.breaker = CircuitBreaker(breaker_threshold, breaker_cooldown_s, str(client.base_url))
         self.attempts = 0  # HTTP requests sent, retries included
         self._count_lock = threading.Lock()
@@ -291,7 +296,7 @@ class LlmClient:
                 cached_input_tokens=(details.cached_tokens or 0) if details else 0,
             )
 
-        return self.call(send)
+        return self.call(send, model)
 
     def embed(self, model: str, texts: Sequence[str], dimensions: int | None) -> EmbeddingReply:
         def send() -> EmbeddingReply:
@@ -301,16 +306,24 @@ class LlmClient:
             vectors = np.asarray([r.embedding for r in rows], dtype=np.float32)
             return EmbeddingReply(vectors, response.usage.prompt_tokens if response.usage else 0)
 
-        return self.call(send)
+        return self.call(send, model)
 
-    def call(self, send: Callable[[], T]) -> T:
-        """Run one request under the limit, the breaker and the retry policy."""
+    def limit(self, model: str = "") -> AdaptiveLimit:
+        """The concurrency limit of `model`'s requests ("": the requests of no model, such as files)."""
+        with self._limits_lock:
+            if model not in self._limits:
+                self._limits[model] = AdaptiveLimit(self._concurrency)
+            return self._limits[model]
+
+    def call(self, send: Callable[[], T], model: str = "") -> T:
+        """Run one request under `model`'s limit, the breaker and the retry policy."""
         attempts = 0
+        limit = self.limit(model)
 
         def attempt() -> T:
             nonlocal attempts
             self.breaker.check()  # ProviderUnavailable while open: not retried
-            sent_at = self.limit.acquire()
+            sent_at = limit.acquire()
             attempts += 1
             with self._count_lock:
                 self.attempts += 1
@@ -319,7 +332,7 @@ class LlmClient:
             except openai.APIStatusError as e:  # the endpoint answered: it is alive
                 self.breaker.reached()
                 if e.status_code == 429:
-                    self.limit.throttled(sent_at)
+                    limit.throttled(sent_at)
                 raise
             except openai.APIConnectionError as e:  # timeout subclasses connection
                 self.breaker.unreachable(_describe(e))
@@ -328,9 +341,9 @@ class LlmClient:
                 self.breaker.abandoned()
                 raise
             finally:
-                self.limit.release()
+                limit.release()
             self.breaker.reached()
-            self.limit.succeeded()
+            limit.succeeded()
             return result
 
         started = self._clock()
@@ -372,7 +385,8 @@ _shared_lock = threading.Lock()
 
 
 def shared_client(settings: Settings) -> LlmClient:
-    """The process's client for these settings: extraction and embeddings share its limit and breaker."""
+    """The process's client for these settings: extraction and embeddings share its breaker, and a
+    model's calls its limit."""
     key = (
         settings.openai_base_url, settings.openai_api_key, settings.llm_timeout_s, settings.llm_retry_deadline_s,
         settings.llm_max_retries, settings.llm_backoff_base_s, settings.llm_backoff_max_s, settings.llm_concurrency,

@@ -15,16 +15,17 @@ tens of thousands of texts), so it is planned once and done in slices kept in th
 The counts recorded are those of the merged graph and the plan, never of one call, so a retry
 leaves the same ledger.
 
-`pre_embed_chunk` does step 2's work for one chunk ahead of time: the local engine runs it as each
-chunk's result lands, while the other chunks are still being extracted (on the core the offline
-parser leaves idle, or alongside the LLM calls), and the plan then counts those texts as embedded.
+`pre_embed_chunks` does step 2's work ahead of time: the local engine runs it on the chunks whose
+results have landed, while the others are still being extracted (on the core the offline parser
+leaves idle, or alongside the LLM calls), and the plan then counts those texts as embedded.
 """
 
 from __future__ import annotations
 
 import io
 import threading
-from collections.abc import Iterable
+import uuid
+from collections.abc import Iterable, Sequence
 
 import numpy as np
 from pydantic import BaseModel
@@ -37,7 +38,7 @@ from kg.graph import GraphStore
 from kg.ledger import Ledger
 from kg.merge import merge_chunk_results
 from kg.models import Chunk, ChunkResult, ChunkStatus, EmbeddingCounts, Stage
-from kg.stages.contract import Budget, ChunkTask, StageProgress, StageRequest
+from kg.stages.contract import Budget, StageProgress, StageRequest
 from kg.stages.plan import PlannedDocument
 from kg.stages.stale_vectors import embed_stale_triples
 
@@ -49,7 +50,7 @@ EMBED_SLICE = 2048
 class EmbeddingPlan(BaseModel):
     missing: list[str]  # sorted, each once
     reused: int
-    pre_embedded: int = 0  # texts whose vectors pre_embed_chunk saved before the plan was made
+    pre_embedded: int = 0  # texts whose vectors pre_embed_chunks saved before the plan was made
 
 
 class ClaimedTexts:
@@ -68,31 +69,38 @@ class ClaimedTexts:
             return new
 
 
-def pre_embed_chunk(task: ChunkTask, embedder: Embedder, graph: GraphStore, blobs: BlobStore, ledger: Ledger,
-                    claimed: ClaimedTexts) -> int:
-    """Embeds the texts of one extracted chunk that no stored row and no other chunk has, and saves
-    them (with their cost) for merge_and_store. Returns how many it embedded: 0 when the chunk
-    failed, its vectors are saved already, or every text of it is stored or taken.
+def pre_embed_chunks(job_id: str, indexes: Sequence[int], embedder: Embedder, graph: GraphStore, blobs: BlobStore,
+                     ledger: Ledger, claimed: ClaimedTexts) -> int:
+    """Embeds, in one embedding call, the texts of these extracted chunks that no stored row and no
+    other chunk has, and saves each chunk's vectors (and the call's cost) for merge_and_store.
+    Returns how many texts it embedded: 0 when the chunks failed, their vectors are saved already,
+    or every text of them is stored or taken.
 
-    Only a head start: a text whose vector is not found here (its embedding failed, or the whole
+    Only a head start: a text whose vector is not found saved (its embedding failed, or the whole
     document's merge names a node with another chunk's spelling) is embedded by merge_and_store."""
-    key = _chunk_vectors_key(task.job_id, task.index)
-    if get_optional(blobs, key) is not None:
+    texts_of: dict[int, dict[uuid.UUID, str]] = {}
+    for index in indexes:
+        if get_optional(blobs, _chunk_vectors_key(job_id, index)) is not None:
+            continue
+        result = _read_result(blobs, job_id, index)
+        if result.status is not ChunkStatus.FAILED and result.triples:
+            texts_of[index] = merge_chunk_results([result]).embedding_texts()
+    missing = set(missing_texts({i: t for texts in texts_of.values() for i, t in texts.items()}, graph)[0])
+    new_of = {index: claimed.take(t for t in texts.values() if t in missing) for index, texts in texts_of.items()}
+    new_of = {index: new for index, new in new_of.items() if new}
+    if not new_of:
         return 0
-    result = _read_result(blobs, task.job_id, task.index)
-    if result.status is ChunkStatus.FAILED or not result.triples:
-        return 0
-    missing, _ = missing_texts(merge_chunk_results([result]).embedding_texts(), graph)
-    new = claimed.take(missing)
-    if not new:
-        return 0
-    embedded = embedder.embed(new)
-    ledger.record_usage(task.job_id, Stage.STORE, embedded.usage, part=f"pre-embed-{task.index:05d}")
-    out = io.BytesIO()
-    np.savez(out, model=np.array(embedder.model), texts=np.array(new),
-             vectors=np.asarray(embedded.vectors, dtype=np.float32))
-    blobs.put(key, out.getvalue())
-    return len(new)
+    embedded = embedder.embed([t for new in new_of.values() for t in new])
+    start = 0
+    for index, new in new_of.items():
+        out = io.BytesIO()
+        np.savez(out, model=np.array(embedder.model), texts=np.array(new),
+                 vectors=np.asarray(embedded.vectors[start:start + len(new)], dtype=np.float32))
+        blobs.put(_chunk_vectors_key(job_id, index), out.getvalue())
+        start += len(new)
+    # Keyed by the first chunk: a later call never includes it again (its vectors are saved).
+    ledger.record_usage(job_id, Stage.STORE, embedded.usage, part=f"pre-embed-{min(new_of):05d}")
+    return start
 
 
 def merge_and_store(
@@ -190,7 +198,7 @@ def _chunk_vectors_key(job_id: str, index: int) -> str:
 
 
 def _pre_embedded(blobs: BlobStore, job_id: str, chunk_count: int, model: str) -> dict[str, np.ndarray]:
-    """The vectors pre_embed_chunk saved for this job, by text; those of another model (a job resumed
+    """The vectors pre_embed_chunks saved for this job, by text; those of another model (a job resumed
     with other settings) are left out."""
     by_text: dict[str, np.ndarray] = {}
     for index in range(chunk_count):
