@@ -166,3 +166,19 @@ def test_vectors_saved_by_another_model_are_not_used(open_ports, settings):
     assert saved > 0
     store(ports, job, embedder)
     assert set(other.texts(ahead=False)) <= set(embedder.texts(ahead=False))  # embedded again, by this model
+
+
+def test_the_store_looks_for_vectors_embedded_ahead_only_when_some_were(open_ports, settings):
+    """The AWS engine embeds nothing ahead: its store reads no per-chunk vector blob (an S3 request each)."""
+    ports = open_ports(HashEmbedder())
+    job = extracted_job(ports, settings)
+    read: list[str] = []
+    get = ports.blobs.get
+
+    def recording_get(key: str) -> bytes:
+        read.append(key)
+        return get(key)
+
+    ports.blobs.get = recording_get
+    store(ports, job, ports.embedder)
+    assert read and not [key for key in read if "vectors.npz" in key]

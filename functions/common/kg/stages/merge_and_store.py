@@ -91,6 +91,7 @@ def pre_embed_chunks(job_id: str, indexes: Sequence[int], embedder: Embedder, gr
     if not new_of:
         return 0
     embedded = embedder.embed([t for new in new_of.values() for t in new])
+    blobs.put(_ahead_marker_key(job_id), b"1")
     start = 0
     for index, new in new_of.items():
         out = io.BytesIO()
@@ -197,10 +198,16 @@ def _chunk_vectors_key(job_id: str, index: int) -> str:
     return stage_key(job_id, "store", f"chunk-{index:05d}-vectors.npz")
 
 
+def _ahead_marker_key(job_id: str) -> str:
+    return stage_key(job_id, "store", "pre-embedded")
+
+
 def _pre_embedded(blobs: BlobStore, job_id: str, chunk_count: int, model: str) -> dict[str, np.ndarray]:
     """The vectors pre_embed_chunks saved for this job, by text; those of another model (a job resumed
     with other settings) are left out."""
     by_text: dict[str, np.ndarray] = {}
+    if get_optional(blobs, _ahead_marker_key(job_id)) is None:
+        return by_text  # nothing embedded ahead (the AWS engine): not one read per chunk for nothing
     for index in range(chunk_count):
         saved = get_optional(blobs, _chunk_vectors_key(job_id, index))
         if saved is None:
