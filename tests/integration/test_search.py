@@ -294,3 +294,25 @@ def test_a_query_is_never_embedded_with_another_model_than_the_stores(ports):
 
     with pytest.raises(StoreMismatch, match="another-model"):
         search(SearchRequest(query="radium"), ports.graph, Other())
+
+
+@pytest.mark.parametrize("query", ["Marie Curie radium", "Einstein relativity Newton", "Paris tower"])
+def test_the_shared_lexical_matches_are_the_lexical_halves_of_match_and_match_can_leave_them_out(ports, query):
+    """search() takes the lexical halves of the node and statement matches from one lexical_matches
+    call, and asks match for the nearest only: together they are what match gives with both."""
+    from dataclasses import replace
+
+    from kg.graph import MatchQuery
+    from kg.normalize import normalise
+    from kg.search import query_terms, query_vector
+
+    base = MatchQuery(vector=query_vector(query, ports.embedder, ports.graph), text=normalise(query),
+                      terms=query_terms(query), limit=5)
+    nodes, statements = ports.graph.lexical_matches(base, 7)
+    both = {"node": ports.graph.match("node", base), "triple": ports.graph.match("triple", replace(base, limit=7))}
+    for kind, shared in (("node", nodes), ("triple", statements)):
+        lexical_half = sorted((m.id, m.lexical_rank) for m in both[kind] if m.lexical_rank is not None)
+        assert lexical_half and sorted((m.id, m.lexical_rank) for m in shared) == lexical_half
+        nearest = ports.graph.match(kind, base if kind == "node" else replace(base, limit=7), lexical=False)
+        assert all(m.vector_rank is not None and m.lexical_rank is None for m in nearest)
+        assert {m.id for m in nearest} == {m.id for m in both[kind] if m.vector_rank is not None}

@@ -514,10 +514,6 @@ def _both_halves(vector: list[Match], lexical: list[Match]) -> list[Match]:
     return merged + [m for m in lexical if m.id not in near]
 
 
-def shared_lexical(graph: GraphStore, query: MatchQuery, depth: int) -> tuple[list[Match], list[Match]]:
-    return graph.lexical_matches(query, depth)
-
-
 LISTS: dict[SearchList, Callable[..., RankedList]] = {
     "entity": entity_list, "relationship": relationship_list, "semantic": semantic_list, "concept": concept_list,
 }
@@ -575,7 +571,7 @@ def search(request: SearchRequest, graph: GraphStore, embedder: Embedder) -> Sea
     # search, holding no connection while they wait (none in a small pool of connections).
     lexical = None
     if "entity" in wanted and "semantic" in wanted and query.terms:
-        lexical = pool.submit(shared_lexical, graph, query, depth)
+        lexical = pool.submit(graph.lexical_matches, query, depth)
     futures = {name: pool.submit(LISTS[name], graph, query, depth, lexical) if lexical and name in _SHARING
                else pool.submit(_in_session, LISTS[name], graph, query, depth) for name in wanted}
     ranked = {name: future.result() for name, future in futures.items()}

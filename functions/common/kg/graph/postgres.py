@@ -100,6 +100,16 @@ _SEARCH_SETTINGS = (
     "SELECT set_config('hnsw.ef_search', %s, true), set_config('hnsw.iterative_scan', 'relaxed_order', true),"
     " set_config('plan_cache_mode', %s, true), set_config('pg_trgm.word_similarity_threshold', '0.6', true)")
 
+# The statements' lexical half (`match` and `lexical_matches`): the node names that contain a query
+# term, best covered first (`named`), and the statements naming them, scored by the sum (`stated`).
+def _named_nodes(limit: str) -> str:
+    return ("SELECT n.id, word_similarity(n.normalised, %(text)s) AS score FROM nodes n"
+            f" WHERE n.normalised %%> ANY(%(terms)s) ORDER BY score DESC, n.id LIMIT %({limit})s")
+
+
+_STATED = ("SELECT t.id, sum(nm.score) AS score FROM named nm"
+           " JOIN triples t ON t.subject_id = nm.id OR t.object_id = nm.id GROUP BY t.id")
+
 # What `match` searches for each kind: the table, and the text it names a match by.
 _MATCH_TABLES: dict[str, tuple[str, str]] = {
     "node": ("nodes", "name"),
@@ -675,23 +685,20 @@ class PostgresGraphStore:
         # that contains a term costs a trigram comparison each, and a common term is in thousands
         # of statements: BENCHMARKS.md.)
         if kind == "triple":
-            lexical = (f"WITH named AS (SELECT n.id, word_similarity(n.normalised, %(text)s) AS score FROM nodes n"
-                       f"  WHERE n.normalised %%> ANY(%(terms)s) ORDER BY score DESC, n.id LIMIT %(limit)s),"
-                       f" stated AS (SELECT t.id, sum(nm.score) AS score FROM named nm"
-                       f"  JOIN triples t ON t.subject_id = nm.id OR t.object_id = nm.id GROUP BY t.id)"
-                       f" SELECT x.id, e.score, x.embedding <=> %(vector)b AS tiebreak FROM stated e"
-                       f" JOIN triples x ON x.id = e.id WHERE {where}"
-                       f" ORDER BY e.score DESC, tiebreak, x.id LIMIT %(limit)s")
+            lexical_sql = (f"WITH named AS ({_named_nodes('limit')}), stated AS ({_STATED})"
+                           f" SELECT x.id, e.score, x.embedding <=> %(vector)b AS tiebreak FROM stated e"
+                           f" JOIN triples x ON x.id = e.id WHERE {where}"
+                           f" ORDER BY e.score DESC, tiebreak, x.id LIMIT %(limit)s")
         else:
-            lexical = (f"SELECT x.id, word_similarity(x.normalised, %(text)s) AS score, 0::float8 AS tiebreak"
-                       f" FROM {table} x WHERE x.normalised %%> ANY(%(terms)s) AND {where}"
-                       f" ORDER BY score DESC, x.id LIMIT %(limit)s")
+            lexical_sql = (f"SELECT x.id, word_similarity(x.normalised, %(text)s) AS score, 0::float8 AS tiebreak"
+                           f" FROM {table} x WHERE x.normalised %%> ANY(%(terms)s) AND {where}"
+                           f" ORDER BY score DESC, x.id LIMIT %(limit)s")
         has_lexical = bool(query.terms) and lexical
         sql = f"""
             WITH vec AS MATERIALIZED (
                 SELECT x.id, x.embedding <=> %(vector)b AS distance FROM {table} x WHERE {where}
                 ORDER BY distance LIMIT %(limit)s),
-            lex AS MATERIALIZED ({lexical if has_lexical else
+            lex AS MATERIALIZED ({lexical_sql if has_lexical else
                                   "SELECT NULL::uuid AS id, 0::real AS score, 0::float8 AS tiebreak WHERE false"}),
             ranks AS (
                 SELECT id, min(vr) AS vr, min(lr) AS lr FROM (
@@ -720,15 +727,11 @@ class PostgresGraphStore:
                       statements=statements, named=max(query.limit, statements),
                       min_similarity=query.threshold if query.threshold > 0 else -1.0)
         sql = f"""
-            WITH named AS MATERIALIZED (
-                SELECT n.id, word_similarity(n.normalised, %(text)s) AS score FROM nodes n
-                WHERE n.normalised %%> ANY(%(terms)s) ORDER BY score DESC, n.id LIMIT %(named)s),
+            WITH named AS MATERIALIZED ({_named_nodes('named')}),
             node_lex AS MATERIALIZED (
                 SELECT id, row_number() OVER (ORDER BY score DESC, id) AS lr FROM named
                 ORDER BY score DESC, id LIMIT %(nodes)s),
-            stated AS (
-                SELECT t.id, sum(nm.score) AS score FROM named nm
-                JOIN triples t ON t.subject_id = nm.id OR t.object_id = nm.id GROUP BY t.id),
+            stated AS ({_STATED}),
             triple_lex AS MATERIALIZED (
                 SELECT x.id, e.score, x.embedding <=> %(vector)b AS tiebreak FROM stated e
                 JOIN triples x ON x.id = e.id WHERE {" AND ".join(conditions) or "true"}
