@@ -170,6 +170,54 @@ def test_verb_with_preposition(extractor: SpacyExtractor, text: str, expected: t
     _assert_has(_extract(extractor, text), expected)
 
 
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("Tomas Berg plays for the club Riverside United.", ("Tomas Berg", "play for club", "Riverside United")),
+        (
+            "Lena Holt is signed to the record label Northwind Records.",
+            ("Lena Holt", "signed to record label", "Northwind Records"),
+        ),
+        ("The Corvin Hotel was designed by the architect Paul Reiner.", ("Corvin Hotel", "designed by architect", "Paul Reiner")),
+        ("The Vesta Institute is in the country of Norway.", ("Vesta Institute", "is in country", "Norway")),
+        ("Kara Lind performs with the band Silver Owls.", ("Kara Lind", "perform with band", "Silver Owls")),
+        pytest.param(
+            "The goalkeeper, Ivo Rask belongs to the club, Tallinn Rovers.",
+            ("Ivo Rask", "belong to club", "Tallinn Rovers"),
+            id="class-noun-in-apposition",
+        ),
+    ],
+)
+def test_class_noun_of_a_named_object_goes_into_the_predicate(
+    extractor: SpacyExtractor, text: str, expected: tuple[str, str, str]
+) -> None:
+    """"the club X", "the country of X": the node is the name, the class says what the relation is."""
+    triples = _extract(extractor, text)
+    _assert_has(triples, expected)
+    assert expected[2] in {t.object for t in triples}  # the class noun stays out of the node
+
+
+def test_a_possessed_role_is_a_relation_not_a_class(extractor: SpacyExtractor) -> None:
+    triples = _extract(extractor, "Marie visited her sister Bronisława.")
+    _assert_has(triples, ("Marie", "visit", "Bronisława"))
+    assert not [t for t in triples if t.predicate == "visit sister"]
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("The Tamsin Arms has 40 rooms.", ("Tamsin Arms", "number of rooms", "40 rooms")),
+        ("The Kestrel 300 has a V6 engine.", ("Kestrel", "has engine", "V6 engine")),
+        ("Halden Brewery has a large garden.", ("Halden Brewery", "has garden", "large garden")),
+        ("Tarte Lorraine contains Gruyère as an ingredient.", ("Tarte Lorraine", "contain ingredient", "Gruyère")),
+        ("Marta Vogel has a daughter.", ("Marta Vogel", "has", "daughter")),
+    ],
+)
+def test_what_is_had_names_the_relation(extractor: SpacyExtractor, text: str, expected: tuple[str, str, str]) -> None:
+    """A graph's "has" facts must not all share one relation: the noun says which one it is."""
+    _assert_has(_extract(extractor, text), expected)
+
+
 # -- (5) dates, times, numbers, quantities and money as objects -------------------------------
 
 
@@ -182,7 +230,7 @@ def test_verb_with_preposition(extractor: SpacyExtractor, text: str, expected: t
         ("The Orion Probe has a mass of 3.0 kg.", ("Orion Probe", "mass", "3.0 kg")),
         ("The Corvell Dam has a height of 120 metres.", ("Corvell Dam", "height", "120 metres")),
         ("Mount Kelso has an elevation of 2,310 m.", ("Mount Kelso", "elevation", "2,310 m")),
-        ("Brandt Motors has 29,000 employees.", ("Brandt Motors", "has", "29,000 employees")),
+        ("Brandt Motors has 29,000 employees.", ("Brandt Motors", "number of employees", "29,000 employees")),
         ("The Solvik Ferry carries 400 passengers.", ("Solvik Ferry", "carry", "400 passengers")),
         ("Hexley Bank bought Orwin House for $3.5 million.", ("Hexley Bank", "buy for", "$3.5 million")),
         ("Ruth Cole sold Garland Cottage for 40,000 euros.", ("Ruth Cole", "sell for", "40,000 euros")),

@@ -36,6 +36,28 @@ def clause_of(tok: Token) -> int:
     return head.i
 
 
+def relation_words(noun: Token) -> str:
+    """The relational noun with the words that make it specific: "full name", "ship beam"."""
+    mods = [c for c in noun.lefts if c.dep_ in ("amod", "compound") and c.pos_ in ("ADJ", "NOUN", "VERB")]
+    return " ".join([*(m.lower_ for m in mods), noun.lower_])
+
+
+def class_words(noun: Token) -> str:
+    """A class noun with the nouns compounded into it, no adjectives: "record label", "engineer"
+    (of "the Italian engineer")."""
+    return " ".join([*(c.lower_ for c in noun.lefts if c.dep_ == "compound" and c.pos_ == "NOUN"), noun.lower_])
+
+
+def as_role(verb: Token, obj: Token) -> str:
+    """The class an object is given with "as": "contains X as an ingredient" -> "ingredient"."""
+    for holder in (obj, verb):
+        for c in holder.children:
+            if c.dep_ == "prep" and c.lower_ == "as" and (n := object_of(c)) is not None \
+                    and n.pos_ == "NOUN" and not n.ent_type_:
+                return relation_words(n)
+    return ""
+
+
 def with_conjuncts(tok: Token) -> list[Token]:
     return [tok, *(c for c in tok.conjuncts if c.pos_ in ("NOUN", "PROPN", "PRON") or c.ent_type_)]
 

@@ -15,7 +15,8 @@ Class membership and the rest:
     "X is a sludge metal band" / "X, a band,"    -> (X, is a, sludge metal band)
     "Agra Airport is in Agra"                    -> (Agra Airport, is in, Agra)
     "X is comparable to Y"                       -> (X, comparable to, Y)
-    "X has 29,000 employees"                     -> (X, has, 29,000 employees)
+    "X has 29,000 employees"                     -> (X, number of employees, 29,000 employees)
+    "X has a V8 engine" / "X has Y as an ingredient" -> (X, has engine, V8 engine) / (X, has ingredient, Y)
 At least one end must be a name, a value or a pronoun resolved to a name.
 """
 
@@ -23,10 +24,10 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from kg.extraction.offline.clauses import negated, object_of, subjects_of, with_conjuncts
+from kg.extraction.offline.clauses import as_role, negated, object_of, relation_words, subjects_of, with_conjuncts
 from kg.extraction.offline.lexicons import MEMBERSHIP_NOUNS, VALUE_LABELS
 from kg.extraction.offline.parsed import Parsed
-from kg.extraction.offline.text import Ref, confidence
+from kg.extraction.offline.text import Ref, confidence, with_role
 from kg.models import Triple, TripleType
 
 if TYPE_CHECKING:  # spaCy is an optional dependency (the `local` extra)
@@ -56,12 +57,6 @@ def _add(
     if s is None or o is None or not (s.named or o.named or definition):
         return
     out.append(p.triple(TripleType.ENTITY_ENTITY, s, pred, o, confidence(base, s, o)))
-
-
-def relation_words(noun: Token) -> str:
-    """The relational noun with the words that make it specific: "full name", "ship beam"."""
-    mods = [c for c in noun.lefts if c.dep_ in ("amod", "compound") and c.pos_ in ("ADJ", "NOUN", "VERB")]
-    return " ".join([*(m.lower_ for m in mods), noun.lower_])
 
 
 def _owner(p: Parsed, noun: Token) -> Ref | None:
@@ -126,7 +121,8 @@ def _be(p: Parsed, verb: Token) -> list[Triple | None]:
                     # "The rocket's final flight was on 28 October 2014".
                     _add(p, out, owner, relation_words(s), p.ref(t, value=True), 0.8)
                 else:
-                    _add(p, out, p.ref(s, extend_of=False), f"is {prep.lower_}", p.ref(t, value=True), 0.75)
+                    value = p.ref(t, value=True)
+                    _add(p, out, p.ref(s, extend_of=False), with_role(f"is {prep.lower_}", value), value, 0.75)
     return out
 
 
@@ -148,7 +144,8 @@ def _be_attr(p: Parsed, s: Token, a: Token) -> list[Triple | None]:
         for prep in (c for c in a.children if c.dep_ == "prep"):
             for t in with_conjuncts(object_of(prep) or prep):
                 if t.dep_ != "prep":
-                    _add(p, out, subj, f"{a.lower_} {prep.lower_}", p.ref(t, value=True), 0.8)
+                    value = p.ref(t, value=True)
+                    _add(p, out, subj, with_role(f"{a.lower_} {prep.lower_}", value), value, 0.8)
         return out
     subj = p.ref(s, extend_of=False)
     if a.pos_ == "NOUN" and a.i not in p.ent_at:
@@ -170,7 +167,8 @@ def _be_attr(p: Parsed, s: Token, a: Token) -> list[Triple | None]:
         for prep in (c for c in a.children if c.dep_ == "prep" and c.lower_ != "of" and (owner is None or c != of)):
             for t in with_conjuncts(object_of(prep) or prep):
                 if t.dep_ != "prep":
-                    _add(p, out, subj, f"{a.lemma_.lower()} {prep.lower_}", p.ref(t, value=True), 0.7)
+                    value = p.ref(t, value=True)
+                    _add(p, out, subj, with_role(f"{a.lemma_.lower()} {prep.lower_}", value), value, 0.7)
         return out
     # "X is Y" between two names is left out: on the development set 1 in 6 was right (mostly
     # misparsed coordinations), and "the capital is Paris" with no owner says nothing to store.
@@ -208,9 +206,25 @@ def _have(p: Parsed, verb: Token) -> list[Triple | None]:
                     for v in values:
                         _add(p, out, s, relation_words(obj), v, 0.8)
                 else:
-                    # "has 29,000 employees", "has a V8 engine".
-                    _add(p, out, s, "has", p.ref(obj, value=True), 0.7)
+                    value = p.ref(obj, value=True)
+                    _add(p, out, s, _have_predicate(p, verb, obj, value), value, 0.7)
     return out
+
+
+def _have_predicate(p: Parsed, verb: Token, obj: Token, value: Ref | None) -> str:
+    """What is had, named by the object's noun, so that a graph's "has" facts do not all share one
+    relation: "has 29,000 employees" -> number of employees, "has a V8 engine" -> has engine,
+    "has bread as an ingredient" -> has ingredient; a bare "has a daughter" or a name stays "has"."""
+    role = as_role(verb, obj)
+    if role:
+        return f"has {role}"
+    if value is None or obj.pos_ != "NOUN" or obj.i in p.ent_at:
+        return "has"
+    if any(c.dep_ == "nummod" for c in obj.children):
+        return f"number of {obj.lower_}"
+    if value.text.lower() != obj.lower_:
+        return f"has {obj.lemma_.lower()}"
+    return "has"
 
 
 def _apposition(p: Parsed, tok: Token) -> list[Triple | None]:

@@ -5,8 +5,10 @@ a passive keeps its subject: "X was designed by Y" -> (X, designed by, Y)), with
 and quantities as objects ("born on 1 May 1942"). Appositions of the form "X, the N of Y" /
 "Y's N, X" -> (Y, N, X), the owner first as in `copula`. Predicates: the verb lemma for active
 verbs, the participle for passives ("born in"), with particle and preposition, lower case,
-prefixed by "not" when negated. At least one end must be a name, a value or a pronoun resolved
-to one. `copula` adds the facts stated with "be" and "have"; `fallback` the sentences the parse
+prefixed by "not" when negated; a class noun the sentence puts before a named object goes into
+a short predicate, the node staying the name ("plays for the club X" -> (_, play for club, X)), as
+does the class given with "as" ("contains X as an ingredient" -> contain ingredient). At least
+one end must be a name, a value or a pronoun resolved to one. `copula` adds the facts stated with "be" and "have"; `fallback` the sentences the parse
 left without any.
 """
 
@@ -15,10 +17,19 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from kg.extraction.offline import copula, fallback
-from kg.extraction.offline.clauses import is_passive, negated, object_of, predicate, subjects_of, with_conjuncts
+from kg.extraction.offline.clauses import (
+    as_role,
+    is_passive,
+    negated,
+    object_of,
+    predicate,
+    relation_words,
+    subjects_of,
+    with_conjuncts,
+)
 from kg.extraction.offline.lexicons import LINKING_VERBS, LOOSE_PREPS, MEMBERSHIP_NOUNS
 from kg.extraction.offline.parsed import Parsed
-from kg.extraction.offline.text import Ref, confidence
+from kg.extraction.offline.text import Ref, confidence, with_role
 from kg.models import Triple, TripleType
 
 if TYPE_CHECKING:  # spaCy is an optional dependency (the `local` extra)
@@ -40,7 +51,8 @@ def extract(p: Parsed) -> list[Triple]:
             for a in agents:
                 for s in subjects:
                     if a.named or s.named:
-                        out.append(p.triple(TripleType.ENTITY_ENTITY, s, pred, a, confidence(0.85 - neg_penalty, a, s)))
+                        conf = confidence(0.85 - neg_penalty, a, s)
+                        out.append(p.triple(TripleType.ENTITY_ENTITY, s, with_role(pred, a), a, conf))
         if not subjects:
             continue
         objects: list[tuple[str, Ref, float]] = []
@@ -50,7 +62,9 @@ def extract(p: Parsed) -> list[Triple]:
                 for t in with_conjuncts(c):
                     r = p.ref(t, value=True)
                     if r is not None and r.kind == "entity":
-                        objects.append((predicate(verb), r, 0.85))
+                        role = as_role(verb, c)  # "contains X as an ingredient"
+                        pred = f"{predicate(verb)} {role}" if role else with_role(predicate(verb), r)
+                        objects.append((pred, r, 0.85))
             elif c.dep_ == "prep":
                 pobj = object_of(c)
                 if pobj is None:
@@ -65,7 +79,7 @@ def extract(p: Parsed) -> list[Triple]:
                     # Circumstantial prepositions with a common noun are rarely a relation.
                     if r.quality == "noun" and c.lower_ in LOOSE_PREPS:
                         continue
-                    objects.append((pred, r, 0.85))
+                    objects.append((with_role(pred, r), r, 0.85))
         for s in subjects:
             for pred, o, base in objects:
                 if s.named or o.named:
@@ -105,7 +119,7 @@ def _appositions(p: Parsed) -> list[Triple | None]:
             if owner is None:
                 continue
             # "X, the capital of Y" says what "X is the capital of Y" says: (Y, capital, X).
-            pred = copula.relation_words(role_tok)
+            pred = relation_words(role_tok)
             if role_tok.lemma_.lower() in MEMBERSHIP_NOUNS:
                 # "Abilene, part of Jones County," keeps its subject: (Abilene, part of, Jones County).
                 out.append(p.triple(TripleType.ENTITY_ENTITY, name, f"{pred} of", owner, confidence(0.8, name, owner)))

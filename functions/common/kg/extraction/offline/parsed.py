@@ -8,7 +8,7 @@ from dataclasses import replace
 from typing import TYPE_CHECKING
 
 from kg.extraction.offline.anaphora import resolve_things
-from kg.extraction.offline.clauses import is_proper, object_of
+from kg.extraction.offline.clauses import class_words, is_proper, object_of
 from kg.extraction.offline.lexicons import CLASS_NOUNS, EVENTIVE_NOUNS, GENERIC_NOUNS, RELATIVE, VALUE_LABELS
 from kg.extraction.offline.pronouns import find_people
 from kg.extraction.offline.text import MAX_PHRASE_TOKENS, Ref, clean, join, name_text, possessive
@@ -111,7 +111,7 @@ class Parsed:
                 return self.value(tok) if value else None
             text = clean(name_text(ent))
             kind: NodeKind = "event" if ent.label_ == "EVENT" else "entity"
-            return Ref(text, "ne", kind, ent.label_) if text else None
+            return Ref(text, "ne", kind, ent.label_, self._class_before(ent)) if text else None
         if value and (measured := self.value(tok)) is not None:
             return measured
         if tok.pos_ not in ("NOUN", "PROPN"):
@@ -120,14 +120,18 @@ class Parsed:
         if tok.lemma_.lower() in CLASS_NOUNS and (of := next((c for c in tok.children if c.lower_ == "of"), None)):
             named_place = object_of(of)
             if named_place is not None and is_proper(named_place):
-                return self.ref(named_place, allow_noun=False, extend_of=False)
+                named = self.ref(named_place, allow_noun=False, extend_of=False)
+                return replace(named, role=class_words(tok)) if named is not None else None
         proper = is_proper(tok) or self.people.is_name(tok)
         # "her sister Bronisława", "a Polish physicist, Józef Kowalski": the name is the node.
         for c in tok.children:
             if c.dep_ == "appos" and (is_proper(c) or c.i in self.ent_at):
                 named = self.ref(c, allow_noun=False, extend_of=False)
                 if named is not None:
-                    return named
+                    # "the record label EMI Records" classes its name; "her sister X" is a relation
+                    # of her own, which the appositions pass states.
+                    owned = any(o.dep_ == "poss" for o in tok.children)
+                    return named if owned or proper else replace(named, role=class_words(tok))
         if named_only or (not allow_noun and not proper):
             return None
         # "from house to house", "in the end": as objects of a preposition these are not things.
@@ -140,6 +144,17 @@ class Parsed:
             return Ref(text, "ne")
         kind = "event" if tok.lemma_.lower() in EVENTIVE_NOUNS else "entity"
         return Ref(text, "noun", kind)
+
+    def _class_before(self, ent: Span) -> str:
+        """The common nouns classing a name from its left: "record label" in "the record label
+        Northwind Records", "club" in "the club Riverside United" (the NER span leaves them out)."""
+        words: list[str] = []
+        k = ent.start - 1
+        while k >= 0 and (t := self.tokens[k]).pos_ == "NOUN" and t.dep_ == "compound" and t.text.islower() \
+                and k < t.head.i < ent.end:
+            words.append(t.lower_)
+            k -= 1
+        return " ".join(reversed(words))
 
     def value(self, tok: Token) -> Ref | None:
         """A date, time, number, quantity or amount of money, with its unit: "3.0 kg",

@@ -27,10 +27,23 @@ class Ref:
     quality: str  # "ne" (named), "pron" (pronoun resolved to a name), "noun" (common noun phrase)
     kind: NodeKind = "entity"
     label: str = ""  # the NER label when the phrase is a named entity
+    # The class noun the name stood behind: "country" in "the country of Denmark", "record label"
+    # in "the record label EMI Records". The node is the name; the class tells the relation.
+    role: str = ""
 
     @property
     def named(self) -> bool:
         return self.quality in ("ne", "pron")
+
+
+def with_role(predicate: str, obj: Ref | None) -> str:
+    """A verb's predicate with the class its object was introduced by: "play for the club X" ->
+    "play for club", "is in the country of Y" -> "is in country" (unless the verb says it already)."""
+    words = predicate.split()
+    # A predicate that already carries an object ("translate article by") is specific enough.
+    if obj is None or not obj.role or len(words) > 2 or set(obj.role.split()) <= set(words):
+        return predicate
+    return f"{predicate} {obj.role}"
 
 
 QUALITY_PENALTY = {"ne": 0.0, "pron": 0.1, "noun": 0.15}
