@@ -15,7 +15,11 @@ def _resolved(extractor: SpacyExtractor, text: str) -> dict[str, str]:
     """Anaphor as 'word@index' -> the text of the named entity its antecedent head belongs to."""
     doc = extractor.parse(text)
     ent_at = {t.i: e for e in doc.ents for t in e}
-    return {f"{doc[a].text}@{a}": ent_at[b].text for a, b in resolve_things(doc, ent_at).items()}
+    chunks = list(doc.noun_chunks)
+    # An antecedent is a named entity, or a subject phrase with a proper noun that NER left untagged.
+    named = {nc.root.i: nc.text.removeprefix("The ").removeprefix("the ") for nc in chunks}
+    named.update({i: e.text for i, e in ent_at.items()})
+    return {f"{doc[a].text}@{a}": named[b] for a, b in resolve_things(doc, ent_at, chunks).items()}
 
 
 def _entity_entity(extractor: SpacyExtractor, text: str) -> list[Triple]:
@@ -80,6 +84,12 @@ def test_placeholder_it_is_not_a_thing(extractor: SpacyExtractor) -> None:
     assert not any(k.startswith("It@") for k in got)
 
 
+def test_it_takes_a_named_subject_that_ner_left_untagged(extractor: SpacyExtractor) -> None:
+    # "The Torvik Bridge" is no entity to the small model, but it is the subject and has a name.
+    text = "The Torvik Bridge crosses the river Alna in Norway. It was opened in 1962."
+    assert _resolved(extractor, text) == {"It@10": "Torvik Bridge"}
+
+
 # -- end to end -------------------------------------------------------------------------------
 
 
@@ -98,6 +108,12 @@ def test_the_city_carries_the_fact_to_the_city(extractor: SpacyExtractor) -> Non
     triples = _entity_entity(extractor, text)
     assert _has(triples, "Sacramento", "California")
     assert not any(t.subject.lower() in ("city", "the city") for t in triples)
+
+
+def test_it_carries_the_fact_to_an_untagged_named_subject(extractor: SpacyExtractor) -> None:
+    triples = _entity_entity(extractor, "The Torvik Bridge crosses the river Alna in Norway. It was opened in 1962.")
+    assert _has(triples, "Torvik Bridge", "1962")
+    assert not _has(triples, "Norway", "1962") and not _has(triples, "Alna", "1962")
 
 
 def test_its_names_the_owner(extractor: SpacyExtractor) -> None:

@@ -64,6 +64,12 @@ def test_passive_with_agent_keeps_the_sentence_subject(
     assert _links(triples, agent, subject) == []
 
 
+def test_second_participle_of_a_passive_is_passive_too(extractor: SpacyExtractor) -> None:
+    triples = _extract(extractor, "The Velo 200 was made by Fiat and designed by Carla Rossi.")
+    _assert_has(triples, ("Velo", "made by", "Fiat"), ("Velo", "designed by", "Carla Rossi"))
+    assert _links(triples, "Carla Rossi", "Velo") == []
+
+
 @pytest.mark.parametrize(
     ("text", "expected"),
     [
@@ -216,6 +222,28 @@ def test_a_possessed_role_is_a_relation_not_a_class(extractor: SpacyExtractor) -
 def test_what_is_had_names_the_relation(extractor: SpacyExtractor, text: str, expected: tuple[str, str, str]) -> None:
     """A graph's "has" facts must not all share one relation: the noun says which one it is."""
     _assert_has(_extract(extractor, text), expected)
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("The Halden Library has the ISBN number 0-1234-5678-9.", ("Halden Library", "isbn number", "0-1234-5678-9")),
+        ("The Orin Bridge has the postal code 4021.", ("Orin Bridge", "postal code", "4021")),
+        ("The Vela 2 rocket is 3.1 m in diameter.", ("Vela 2 rocket", "diameter", "3.1 m")),
+        ("The Kestrel tower is 120 metres in height.", ("Kestrel tower", "height", "120 metres")),
+        ("Lake Orva lies 310 metres above sea level.", ("Lake Orva", "lie above sea level", "310 metres")),
+        ("Vaduz Castle is 50 metres above sea level.", ("Vaduz Castle", "above sea level", "50 metres")),
+        ("The Orlov Tower is 95 metres tall.", ("Orlov Tower", "height", "95 metres")),
+        ("The Greywater novel is 412 pages long.", ("Greywater novel", "length", "412 pages")),
+    ],
+)
+def test_a_measure_or_code_is_the_value_of_the_noun_it_qualifies(
+    extractor: SpacyExtractor, text: str, expected: tuple[str, str, str]
+) -> None:
+    """"is 3.1 m in diameter", "has the postal code 4021": the noun names the relation, the number is its value."""
+    triples = _extract(extractor, text)
+    _assert_has(triples, expected)
+    assert not [t for t in triples if t.predicate in ("is a", "number of number") or t.object == "sea level"]
 
 
 # -- (5) dates, times, numbers, quantities and money as objects -------------------------------
@@ -458,6 +486,26 @@ def test_other_ways_of_naming_an_owner(extractor: SpacyExtractor, text: str, exp
     triples = _extract(extractor, text)
     _assert_has(triples, expected)
     assert _links(triples, expected[2], expected[0]) == []
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        (
+            "Ajo soup is a dish from Portugal, where the currency is the euro and the leader is Marcelo Rebelo.",
+            [("Portugal", "currency", "euro"), ("Portugal", "leader", "Marcelo Rebelo"), ("Ajo soup", "is a", "dish")],
+        ),
+        ("In Ohio, the capital city is Columbus.", [("Ohio", "capital city", "Columbus")]),
+    ],
+)
+def test_owner_named_by_where_or_a_fronted_place(
+    extractor: SpacyExtractor, text: str, expected: list[tuple[str, str, str]]
+) -> None:
+    """Every clause joined to "where X ..." belongs to X; "In Y, the N is Z" is Y's N. An indefinite
+    class ("is a dish") says what the subject is, so "Ajo" does not become the owner of a "soup"."""
+    triples = _extract(extractor, text)
+    _assert_has(triples, *expected)
+    assert not [t for t in triples if t.subject == "Ajo" or t.subject == "capital city"]
 
 
 @pytest.mark.parametrize(

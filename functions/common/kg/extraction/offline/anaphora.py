@@ -2,8 +2,9 @@
 
 A cheap heuristic, no coreference model, the counterpart for things of `pronouns` (which
 handles he/she for people). A pronoun or a definite description goes to a named entity
-earlier in the same or the two previous sentences whose label fits: never a value, never a
-person for it/its/they, and for "the city" a place, for "the club" an organisation, and so on
+earlier in the same or the two previous sentences whose label fits (a subject named with a
+proper noun that NER left untagged, "the Torvik Bridge", has no label: it fits it/its/they and
+"the ship", not "the city"): never a value, never a person for it/its/they, and for "the city" a place, for "the club" an organisation, and so on
 (`DESCRIPTION_LABELS`). Subjects are preferred, then recency. `resolve_things` runs once per
 chunk, before the passes start; every resolution points at the antecedent's head token, so
 `Parsed.ref` names it exactly as it names the entity itself.
@@ -44,7 +45,7 @@ class _Mention:
     plural: bool
 
 
-def resolve_things(doc: Doc, ent_at: dict[int, Span]) -> dict[int, int]:
+def resolve_things(doc: Doc, ent_at: dict[int, Span], noun_chunks: list[Span]) -> dict[int, int]:
     """Token index of a resolved it/its/they/their or "the <class noun>" -> antecedent root index."""
     sents = list(doc.sents)
     sent_of = {t.i: k for k, s in enumerate(sents) for t in s}
@@ -67,6 +68,16 @@ def resolve_things(doc: Doc, ent_at: dict[int, Span]) -> dict[int, int]:
         if head.dep_ in ("amod", "compound") or (head.dep_ == "appos" and head.head.pos_ == "PROPN"):
             continue
         mentions.append(_Mention(root.i, root.i, ent.label_, _salience(head), root.tag_ in ("NNS", "NNPS")))
+    # "Bramley sauce comes from Southwell. It is made with ...": a subject named with a proper noun,
+    # which NER did not tag as a whole, is a thing "it" can stand for (its label unknown: any fits).
+    for nc in noun_chunks:
+        root = nc.root
+        if root.i in ent_at or root.dep_ not in SUBJ_DEPS or root.pos_ not in ("NOUN", "PROPN"):
+            continue
+        # The name must be the root's own ("the Torvik Bridge"), not an owner ("Ariane 5's flight").
+        if root.pos_ == "PROPN" or any(c.dep_ == "compound" and c.pos_ == "PROPN" for c in root.lefts):
+            mentions.append(_Mention(root.i, root.i, "", _SUBJECT, root.tag_ in ("NNS", "NNPS")))
+    mentions.sort(key=lambda m: m.pos)
     if not mentions:
         return {}
     out: dict[int, int] = {}

@@ -96,7 +96,10 @@ def is_passive(verb: Token) -> bool:
     # "soldiers killed in the battle": a past participle modifying its noun is passive too.
     if verb.dep_ == "acl" and verb.tag_ == "VBN":
         return True
-    return any(c.dep_ in ("nsubjpass", "auxpass") for c in verb.children)
+    if any(c.dep_ in ("nsubjpass", "auxpass") for c in verb.children):
+        return True
+    # "X was made by A and designed by B": the second participle shares the first one's voice.
+    return verb.dep_ == "conj" and verb.tag_ == "VBN" and verb.head.pos_ == "VERB" and is_passive(verb.head)
 
 
 def negated(verb: Token) -> str:

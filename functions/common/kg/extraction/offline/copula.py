@@ -7,6 +7,9 @@ sentence puts it:
                                                  -> (Germany, leader, X)
     "The Alhambra ship beam is 8.3 m"            -> (Alhambra, ship beam, 8.3 m)
     "Amsterdam, where the mayor is X"            -> (Amsterdam, mayor, X)
+    "In Ohio, the capital city is Columbus"      -> (Ohio, capital city, Columbus)
+    "X is 5.4 m in diameter" / "X is 95 m tall"  -> (X, diameter, 5.4 m) / (X, height, 95 m)
+    "X has the ISBN number 0-7156-3648-0"        -> (X, isbn number, 0-7156-3648-0)
     "101 Helena has a mass of 3.0 kg"            -> (101 Helena, mass, 3.0 kg)
 A definite "the N of Y" names one value of Y; an indefinite or bare "N of" is membership:
     "Amarillo is part of Potter County"          -> (Amarillo, part of, Potter County)
@@ -25,9 +28,9 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from kg.extraction.offline.clauses import as_role, negated, object_of, relation_words, subjects_of, with_conjuncts
-from kg.extraction.offline.lexicons import MEMBERSHIP_NOUNS, VALUE_LABELS
+from kg.extraction.offline.lexicons import DIMENSION_ADJECTIVES, MEMBERSHIP_NOUNS, VALUE_LABELS
 from kg.extraction.offline.parsed import Parsed
-from kg.extraction.offline.text import Ref, confidence, with_role
+from kg.extraction.offline.text import Ref, confidence, join, with_role
 from kg.models import Triple, TripleType
 
 if TYPE_CHECKING:  # spaCy is an optional dependency (the `local` extra)
@@ -74,10 +77,18 @@ def _owner(p: Parsed, noun: Token) -> Ref | None:
         r = p.ref(names[-1], allow_noun=False, extend_of=False)
         if r is not None:
             return r
-    # "Amsterdam, where the mayor is X": the place "where" points back to owns the mayor.
+    # "Amsterdam, where the mayor is X (and the currency is Y)": the place "where" points back to
+    # owns the mayor, and the currency of the clause joined to it.
     clause = noun.head
+    while clause.dep_ == "conj" and clause.head.i != clause.i:
+        clause = clause.head
     if clause.dep_ == "relcl" and any(c.lower_ == "where" for c in clause.children):
         return p.ref(clause.head, extend_of=False)
+    # "In Ohio, the capital city is Columbus": a place put before the clause owns its subject.
+    if noun.dep_ == "nsubj" and noun.head.lemma_ == "be" and _determiner(noun) in _DEFINITE:
+        for c in noun.head.children:
+            if c.dep_ == "prep" and c.lower_ == "in" and c.i < noun.i and (place := object_of(c)) is not None:
+                return p.ref(place, allow_noun=False, extend_of=False)
     return None
 
 
@@ -115,6 +126,11 @@ def _be(p: Parsed, verb: Token) -> list[Triple | None]:
         if pobj is None:
             continue
         for s in subjects:
+            if (measured := p.measure(prep)) is not None:
+                # "is 34 metres above sea level" -> (_, above sea level, 34 metres)
+                place = f"{prep.lower_} {p.noun_text(pobj, extend_of=False)}"
+                _add(p, out, p.ref(s, extend_of=False), place, measured, 0.75)
+                continue
             owner = _owner(p, s) if s.pos_ == "NOUN" and s.i not in p.ent_at else None
             for t in with_conjuncts(pobj):
                 if owner is not None:
@@ -133,7 +149,14 @@ def _be_attr(p: Parsed, s: Token, a: Token) -> list[Triple | None]:
     if value is None and a.dep_ == "acomp" and not any(c.dep_ == "prep" for c in a.children):
         # "The genus of the avocado is persea": the tagger takes an unknown word for an adjective.
         value = Ref(a.text, "noun")
-    if subject_is_relation and (owner := _owner(p, s)) is not None and value is not None:
+    if (dimension := _dimension(p, a, value)) is not None:
+        # "X is 125 metres in length" -> (X, length, 125 metres); "the Kestrel tower" is one thing here.
+        relation, measure = dimension
+        _add(p, out, p.ref(s) if subject_is_relation else p.ref(s, extend_of=False), relation, measure, 0.8)
+        return out
+    # "Ajo soup is a dish": an indefinite class says what the subject is, not one value of a relation.
+    classed = a.pos_ == "NOUN" and _determiner(a) in _INDEFINITE
+    if subject_is_relation and not classed and (owner := _owner(p, s)) is not None and value is not None:
         # "The leader of Germany is X", "Buzz Aldrin's nationality is the United States" (and
         # "Switzerland's capital is Bern", where the parser makes "Bern" an adjective).
         _add(p, out, owner, relation_words(s), value, 0.85, definition=True)
@@ -201,6 +224,11 @@ def _have(p: Parsed, verb: Token) -> list[Triple | None]:
                     for v in with_conjuncts(object_of(prep) or prep)
                     if v.dep_ != "prep" and v.ent_type_ in VALUE_LABELS
                 ]
+                if obj.pos_ == "NOUN" and (code := _code_after(obj)) is not None:
+                    # "has the ISBN number 0-7156-3648-0", "has the postal code 4021"
+                    words = [c.lower_ for c in obj.lefts if c.dep_ in ("amod", "compound")]
+                    _add(p, out, s, " ".join([*words, obj.lower_]), code, 0.8)
+                    continue
                 if values and obj.pos_ == "NOUN":
                     # "has a mass of 3.0 kg", "has a population of 5,000", "has the capital of X".
                     for v in values:
@@ -220,11 +248,39 @@ def _have_predicate(p: Parsed, verb: Token, obj: Token, value: Ref | None) -> st
         return f"has {role}"
     if value is None or obj.pos_ != "NOUN" or obj.i in p.ent_at:
         return "has"
-    if any(c.dep_ == "nummod" for c in obj.children):
+    if any(c.dep_ == "nummod" and c.i < obj.i for c in obj.children) and value.text.lower().endswith(obj.lower_):
         return f"number of {obj.lower_}"
     if value.text.lower() != obj.lower_:
         return f"has {obj.lemma_.lower()}"
     return "has"
+
+
+def _dimension(p: Parsed, attr: Token, value: Ref | None) -> tuple[str, Ref] | None:
+    """What a measure measures, and the measure: "5.4 m in diameter" -> (diameter, 5.4 m),
+    "95 metres tall" -> (height, 95 metres)."""
+    if attr.lower_ in DIMENSION_ADJECTIVES:
+        for c in attr.children:
+            if c.dep_ == "npadvmod" and (measure := p.ref(c, value=True)) is not None:
+                return DIMENSION_ADJECTIVES[attr.lower_], measure
+    if value is None or value.label not in VALUE_LABELS:
+        return None
+    for c in attr.children:
+        if c.dep_ == "prep" and c.lower_ == "in" and (n := object_of(c)) is not None and n.pos_ == "NOUN" \
+                and not n.ent_type_ and not any(k.dep_ in ("det", "poss") for k in n.children):
+            return n.lower_, value
+    return None
+
+
+def _code_after(noun: Token) -> Ref | None:
+    """A number or code written after the noun it is the value of: "the ISBN number 0-7156-3648-0"."""
+    after = [t for t in noun.subtree if t.i > noun.i]
+    while after and after[-1].is_punct:
+        after.pop()
+    if not after or after[0].pos_ != "NUM" or any(t.pos_ not in ("NUM", "PUNCT", "SYM", "X") for t in after):
+        return None
+    if any(after[k + 1].i != after[k].i + 1 for k in range(len(after) - 1)):
+        return None
+    return Ref(join(after), "ne", "entity", "CARDINAL")
 
 
 def _apposition(p: Parsed, tok: Token) -> list[Triple | None]:

@@ -72,6 +72,10 @@ def extract(p: Parsed) -> list[Triple]:
                 # "offered his chair to Marie" reads better as "offer chair to" than "offer to".
                 carried = dobj if dobj is not None and dobj.pos_ == "NOUN" and dobj.i not in p.ent_at else None
                 pred = predicate(verb, c, carried)
+                if (measured := p.measure(c)) is not None:
+                    # "lies 310 metres above sea level" -> (_, lie above sea level, 310 metres)
+                    objects.append((f"{pred} {p.noun_text(pobj, extend_of=False)}", measured, 0.8))
+                    continue
                 for t in with_conjuncts(pobj):
                     r = p.ref(t, value=True)
                     if r is None or r.kind != "entity":

@@ -85,6 +85,11 @@ GENERIC_NOUNS = frozenset(
     autumn winter evening night morning period decade century while""".split()
 )
 # Prepositions that mostly give circumstances (when, why, how long), not a relation.
+# "95 metres tall" states a height: the adjective of a measure and the dimension it names.
+DIMENSION_ADJECTIVES = {
+    "long": "length", "tall": "height", "high": "height", "wide": "width", "deep": "depth",
+    "thick": "thickness", "old": "age",
+}
 LOOSE_PREPS = frozenset(
     {"for", "by", "over", "after", "before", "during", "until", "since", "through", "without",
      "throughout", "despite", "within", "than", "like", "because", "about"}

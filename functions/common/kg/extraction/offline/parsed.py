@@ -59,7 +59,7 @@ class Parsed:
         self.people = find_people(doc, self.ent_at)
         self.pronoun_ref = self.people.pronoun_ref  # token index of a resolved pronoun -> name
         # it/its/they and "the city" -> the head token of the named thing they stand for.
-        self.thing_ref = resolve_things(doc, self.ent_at)
+        self.thing_ref = resolve_things(doc, self.ent_at, self.noun_chunks)
 
     def ref(
         self,
@@ -178,6 +178,13 @@ class Parsed:
                 return self._measured(tok, num)
         if tok.pos_ == "NUM" and tok.like_num:
             return Ref(tok.text, "ne", "entity", "CARDINAL")
+        return None
+
+    def measure(self, prep: Token) -> Ref | None:
+        """The distance a preposition is measured by: "310 metres" in "310 metres above sea level"."""
+        for c in prep.children:
+            if c.dep_ == "npadvmod" and c.i < prep.i and (r := self.value(c)) is not None:
+                return r
         return None
 
     def _measured(self, noun: Token, number: Span) -> Ref:
