@@ -68,6 +68,7 @@ def main() -> None:
     overall = Tally()
     by_size: dict[int, Tally] = {}
     other_types: Counter[str] = Counter()
+    failed_passes: Counter[str] = Counter()
     confidences: list[float] = []
     right_triple: list[bool] = []
     right_ends: list[bool] = []
@@ -83,6 +84,7 @@ def main() -> None:
         extraction = extractor.extract(chunk, list(TripleType))
         extract_s += time.perf_counter() - started
         usage = usage.add(extraction.usage)
+        failed_passes.update(t.value for t in extraction.failed_types)  # a pass that raised: a bug, not a score
         ee = [t for t in extraction.triples if t.type == TripleType.ENTITY_ENTITY]
         other_types.update(t.type.value for t in extraction.triples if t.type != TripleType.ENTITY_ENTITY)
         predicted = [as_triple(t.subject, t.predicate, t.object, lemmatise) for t in ee]
@@ -119,6 +121,7 @@ def main() -> None:
             for size, t in sorted(by_size.items())
         },
         "other_types": dict(other_types),
+        "failed_passes": dict(failed_passes),
         "confidence": _confidence_report(confidences, right_triple, right_ends),
         "extract_tokens_per_s": round(tokens / extract_s, 1) if extract_s else None,
         "llm_usage": usage.model_dump(),
@@ -166,6 +169,8 @@ def _print(r: dict) -> None:
     for b in c["bands"]:
         print(f"    {b['band']}  n={b['triples']:>4}  triple P {b['triple_precision']:.3f}  ends P {b['ends_precision']:.3f}")
     print(f"  other types: {r['other_types']}")
+    if r["failed_passes"]:
+        print(f"  PASSES THAT RAISED (texts): {r['failed_passes']}")
     print(f"  extract: {r['extract_tokens_per_s']} tokens/s (one text per call)")
     if r["llm_usage"]["calls"]:
         u = r["llm_usage"]

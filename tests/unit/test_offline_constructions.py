@@ -255,6 +255,12 @@ def test_a_measure_or_code_is_the_value_of_the_noun_it_qualifies(
         ("Lena Novak was born on 3 March 1950.", ("Lena Novak", "born on", "3 March 1950")),
         ("Marta Kovac was born in Zagreb on 2 May 1961.", ("Marta Kovac", "born on", "2 May 1961")),
         ("The Rhine Hotel opened at 10:30.", ("Rhine Hotel", "open at", "10:30")),
+        ("The Velden Monument was established 1907-07-11.", ("Velden Monument", "established", "1907-07-11")),
+        pytest.param(
+            "The Velden Monument was inaugurated on 1932-07-27 in Izmir.",
+            ("Velden Monument", "inaugurated in", "Izmir"),
+            id="place-the-parser-hangs-on-the-date",
+        ),
         ("The Orion Probe has a mass of 3.0 kg.", ("Orion Probe", "mass", "3.0 kg")),
         ("The Corvell Dam has a height of 120 metres.", ("Corvell Dam", "height", "120 metres")),
         ("Mount Kelso has an elevation of 2,310 m.", ("Mount Kelso", "elevation", "2,310 m")),
@@ -279,6 +285,12 @@ def test_value_object_keeps_its_unit(extractor: SpacyExtractor, text: str, expec
     _assert_has(triples, expected)
     value = next(t for t in triples if (t.subject, t.predicate, t.object) == expected)
     assert value.object_kind == "entity"
+
+
+def test_a_long_date_keeps_its_own_prepositions(extractor: SpacyExtractor) -> None:
+    triples = _extract(extractor, "Ida Sund was born in Malmo on the 23rd of July in 1927.")
+    _assert_has(triples, ("Ida Sund", "born in", "Malmo"), ("Ida Sund", "born on", "the 23rd of July in 1927"))
+    assert [t.predicate for t in triples if t.object == "the 23rd of July in 1927"] == ["born on"]
 
 
 # -- (6) possessives --------------------------------------------------------------------------

@@ -27,7 +27,7 @@ from kg.extraction.offline.clauses import (
     subjects_of,
     with_conjuncts,
 )
-from kg.extraction.offline.lexicons import LINKING_VERBS, LOOSE_PREPS, MEMBERSHIP_NOUNS
+from kg.extraction.offline.lexicons import LINKING_VERBS, LOOSE_PREPS, MEMBERSHIP_NOUNS, VALUE_LABELS
 from kg.extraction.offline.parsed import Parsed
 from kg.extraction.offline.text import Ref, confidence, with_role
 from kg.models import Triple, TripleType
@@ -83,7 +83,16 @@ def extract(p: Parsed) -> list[Triple]:
                     # Circumstantial prepositions with a common noun are rarely a relation.
                     if r.quality == "noun" and c.lower_ in LOOSE_PREPS:
                         continue
+                    # "on the 23rd of July in 1927": an "in" inside the date is the date's own.
+                    if c.i in p.ent_at and p.ent_at[c.i].label_ in VALUE_LABELS:
+                        continue
                     objects.append((with_role(pred, r), r, 0.85))
+                    if r.label in ("DATE", "TIME"):
+                        objects.extend(_after_date(p, verb, t, carried))
+            elif c.dep_ == "npadvmod" and (when := p.value(c)) is not None and when.label in ("DATE", "TIME"):
+                # "was established 1907-07-11", "died 5 May 1990": a date with no preposition.
+                objects.append((predicate(verb), when, 0.8))
+                objects.extend(_after_date(p, verb, c, None))
         for s in subjects:
             for pred, o, base in objects:
                 if s.named or o.named:
@@ -92,6 +101,17 @@ def extract(p: Parsed) -> list[Triple]:
     out.extend(copula.extract(p))
     found = [t for t in out if t is not None]
     return found + fallback.extract(p, found)
+
+
+def _after_date(p: Parsed, verb: Token, date: Token, carried: Token | None) -> list[tuple[str, Ref, float]]:
+    """"born on 23 July 1927 in Dallas": the parser hangs "in Dallas" on the date; it is the verb's."""
+    out: list[tuple[str, Ref, float]] = []
+    for pp in date.children:
+        # Only a name: "the 23rd of July in 1927" keeps its own "of July" and "in 1927".
+        if pp.dep_ == "prep" and (o := object_of(pp)) is not None and (r := p.ref(o)) is not None \
+                and r.kind == "entity" and r.named:
+            out.append((with_role(predicate(verb, pp, carried), r), r, 0.8))
+    return out
 
 
 def _subject(p: Parsed, tok: Token) -> Ref | None:
