@@ -203,6 +203,24 @@ def test_class_noun_of_a_named_object_goes_into_the_predicate(
     assert expected[2] in {t.object for t in triples}  # the class noun stays out of the node
 
 
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        # A class in front of a direct object, or given with "as" to an action, says what the object is.
+        ("Delia Marsh accused the minister Tom Price.", ("Delia Marsh", "accuse", "Tom Price")),
+        ("The crowds celebrated Ida Sund as a heroine.", ("crowds", "celebrate", "Ida Sund")),
+        # A bracketed acronym abbreviates the class noun, it is not one of its kind.
+        ("The Velden Games are governed by the sports federations (ISF).", ("Velden Games", "governed by", "ISF")),
+    ],
+)
+def test_where_the_class_stays_out_of_the_predicate(
+    extractor: SpacyExtractor, text: str, expected: tuple[str, str, str]
+) -> None:
+    triples = _extract(extractor, text)
+    _assert_has(triples, expected)
+    assert [t.predicate for t in triples if t.object == expected[2]] == [expected[1]]
+
+
 def test_a_possessed_role_is_a_relation_not_a_class(extractor: SpacyExtractor) -> None:
     triples = _extract(extractor, "Marie visited her sister Bronisława.")
     _assert_has(triples, ("Marie", "visit", "Bronisława"))

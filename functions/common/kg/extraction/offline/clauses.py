@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from kg.extraction.offline.lexicons import NEGATIVE_SUBJECTS, PREP_LINKS, SUBJ_DEPS
+from kg.extraction.offline.lexicons import NEGATIVE_SUBJECTS, POSSESSION_VERBS, PREP_LINKS, SUBJ_DEPS
 from kg.extraction.offline.text import Ref, clean, join
 
 if TYPE_CHECKING:  # spaCy is an optional dependency (the `local` extra)
@@ -49,7 +49,9 @@ def class_words(noun: Token) -> str:
 
 
 def as_role(verb: Token, obj: Token) -> str:
-    """The class an object is given with "as": "contains X as an ingredient" -> "ingredient"."""
+    """The class an object is had with "as": "contains X as an ingredient" -> "ingredient"."""
+    if verb.lemma_.lower() not in POSSESSION_VERBS:
+        return ""
     for holder in (obj, verb):
         for c in holder.children:
             if c.dep_ == "prep" and c.lower_ == "as" and (n := object_of(c)) is not None \

@@ -248,7 +248,8 @@ def _have_predicate(p: Parsed, verb: Token, obj: Token, value: Ref | None) -> st
         return f"has {role}"
     if value is None or obj.pos_ != "NOUN" or obj.i in p.ent_at:
         return "has"
-    if any(c.dep_ == "nummod" and c.i < obj.i for c in obj.children) and value.text.lower().endswith(obj.lower_):
+    counted = obj.tag_ == "NNS" and any(c.dep_ == "nummod" and c.i < obj.i for c in obj.children)
+    if counted and value.text.lower().endswith(obj.lower_):
         return f"number of {obj.lower_}"
     if value.text.lower() != obj.lower_:
         return f"has {obj.lemma_.lower()}"

@@ -62,9 +62,10 @@ def extract(p: Parsed) -> list[Triple]:
                 for t in with_conjuncts(c):
                     r = p.ref(t, value=True)
                     if r is not None and r.kind == "entity":
-                        role = as_role(verb, c)  # "contains X as an ingredient"
-                        pred = f"{predicate(verb)} {role}" if role else with_role(predicate(verb), r)
-                        objects.append((pred, r, 0.85))
+                        # "contains X as an ingredient". A class in front of a direct object says
+                        # what the object is, not how it relates ("accused the minister X").
+                        role = as_role(verb, c)
+                        objects.append((f"{predicate(verb)} {role}" if role else predicate(verb), r, 0.85))
             elif c.dep_ == "prep":
                 pobj = object_of(c)
                 if pobj is None:

@@ -85,6 +85,9 @@ GENERIC_NOUNS = frozenset(
     autumn winter evening night morning period decade century while""".split()
 )
 # Prepositions that mostly give circumstances (when, why, how long), not a relation.
+# "contains X as an ingredient": with these verbs the "as" class names the relation; with others
+# it describes the object ("celebrated Marie as a heroine").
+POSSESSION_VERBS = frozenset({"have", "contain", "include", "require"})
 # "95 metres tall" states a height: the adjective of a measure and the dimension it names.
 DIMENSION_ADJECTIVES = {
     "long": "length", "tall": "height", "high": "height", "wide": "width", "deep": "depth",

@@ -129,9 +129,11 @@ class Parsed:
                 named = self.ref(c, allow_noun=False, extend_of=False)
                 if named is not None:
                     # "the record label EMI Records" classes its name; "her sister X" is a relation
-                    # of her own, which the appositions pass states.
+                    # of her own, which the appositions pass states; "hot dry rock (HDR)" only
+                    # abbreviates.
                     owned = any(o.dep_ == "poss" for o in tok.children)
-                    return named if owned or proper else replace(named, role=class_words(tok))
+                    bracketed = c.i > 0 and self.tokens[c.i - 1].text == "("
+                    return named if owned or proper or bracketed else replace(named, role=class_words(tok))
         if named_only or (not allow_noun and not proper):
             return None
         # "from house to house", "in the end": as objects of a preposition these are not things.
@@ -146,14 +148,17 @@ class Parsed:
         return Ref(text, "noun", kind)
 
     def _class_before(self, ent: Span) -> str:
-        """The common nouns classing a name from its left: "record label" in "the record label
-        Northwind Records", "club" in "the club Riverside United" (the NER span leaves them out)."""
+        """The common nouns classing a name from its left, after a determiner: "record label" in "the
+        record label Northwind Records", "club" in "the club Riverside United" (the NER span leaves
+        them out); not "13th-century" in "in 13th-century Bruges"."""
         words: list[str] = []
         k = ent.start - 1
         while k >= 0 and (t := self.tokens[k]).pos_ == "NOUN" and t.dep_ == "compound" and t.text.islower() \
                 and k < t.head.i < ent.end:
             words.append(t.lower_)
             k -= 1
+        if k < 0 or self.tokens[k].dep_ not in ("det", "poss"):
+            return ""
         return " ".join(reversed(words))
 
     def value(self, tok: Token) -> Ref | None:
