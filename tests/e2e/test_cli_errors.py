@@ -10,8 +10,6 @@ import re
 import signal
 import subprocess
 import threading
-import time
-import urllib.request
 from pathlib import Path
 
 import psycopg
@@ -20,7 +18,7 @@ from psycopg.conninfo import conninfo_to_dict
 
 from tests.support.cli import Run, kg_env, start_kg
 from tests.support.fake_openai import Received, Reply
-from tests.support.http import http_json
+from tests.support.http import http_json, wait_until_serving
 
 NOTE = ("Marie Curie discovered radium in Paris with Pierre Curie. "
         "Pierre Curie taught physics at the Sorbonne in Paris.\n")
@@ -234,13 +232,7 @@ def test_kg_serve_on_an_offline_store_reads_and_searches_with_an_openai_key_set(
     server = kg_process("serve", "--port", str(port), extra_env=REFUSING_OPENAI)
     url = f"http://127.0.0.1:{port}"
     try:
-        for _ in range(600):  # until it listens (or has exited)
-            assert server.poll() is None, server.communicate()
-            try:
-                urllib.request.urlopen(url + "/openapi.json", timeout=2).close()
-                break
-            except OSError:
-                time.sleep(0.2)
+        wait_until_serving(url, server)
         status, stats = http_json(url + "/stats")
         assert status == 200 and stats["triples"] > 0
         status, found = http_json(url + "/search?query=who+discovered+radium")

@@ -12,7 +12,7 @@ import pytest
 
 from tests.support.cli import fake_openai_env, kg_env, run_kg, start_kg
 from tests.support.fake_openai import FakeOpenAI, Reply
-from tests.support.http import http_json
+from tests.support.http import http_json, wait_until_serving
 from tests.support.stages import graph_fingerprint
 
 PARAGRAPH = "Marie Curie worked in Paris with Pierre Curie. Henri Becquerel found rays in Uranium salts."
@@ -162,13 +162,7 @@ def test_the_api_job_option_sends_a_batch_and_the_job_view_shows_it_waiting_then
                        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     url = f"http://127.0.0.1:{port}"
     try:
-        for _ in range(600):  # bounded: the server answers once it has opened the database
-            try:
-                status, _ = http_json(url + "/jobs")
-                break
-            except OSError:
-                assert process.poll() is None
-                time.sleep(0.2)
+        wait_until_serving(url, process)
         status, accepted = http_json(url + "/jobs", "POST", {"source": "curie.txt", "text": TEXT,
                                                           "options": {"llm_batch": True, "concepts": False}})
         assert status == 202, accepted

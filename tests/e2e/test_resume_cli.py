@@ -16,7 +16,7 @@ import pytest
 
 from tests.support.cli import fake_openai_env, kg_env, run_kg, start_kg
 from tests.support.fake_openai import FakeOpenAI, Reply
-from tests.support.http import http_json
+from tests.support.http import http_json, wait_until_serving
 from tests.support.stages import graph_fingerprint
 
 PARAGRAPH = ("Marie Curie worked in Paris with Pierre Curie. Henri Becquerel found rays in Uranium salts. "
@@ -201,20 +201,12 @@ def test_settings_plan_or_extraction_cannot_use_exit_2_before_any_job_is_opened(
 def test_jobs_queued_in_a_killed_kg_serve_read_interrupted_and_resume_to_their_end(env, tmp_path, document):
     """`kg serve` holds the jobs it has accepted under its lease: killed with one job running and one
     waiting, both read INTERRUPTED once the lease lapses, and `kg resume` ends each."""
-    import urllib.request
-
     from tests.support.moto_server import free_port
 
     port = free_port()
     server = start(env, tmp_path, "serve", "--port", str(port), KG_LEASE_S="2")
     base = f"http://127.0.0.1:{port}"
-    for _ in range(600):  # bounded: the server answers once it has opened the database
-        try:
-            urllib.request.urlopen(base + "/openapi.json", timeout=2).close()
-            break
-        except OSError:
-            assert server.poll() is None, output(server)
-            time.sleep(0.2)
+    wait_until_serving(base, server)
     accepted = []
     for source in ("first.txt", "second.txt"):
         status, job = http_json(base + "/jobs", "POST", {"source": source, "text": document.read_text()})

@@ -24,7 +24,7 @@ import pytest
 from tests.e2e.conftest import EXAMPLE
 from tests.support.cli import kg_env, start_kg
 from tests.support.embedded import fresh_database
-from tests.support.http import http_json
+from tests.support.http import http_json, wait_until_serving
 
 pytest.importorskip("schemathesis")
 
@@ -61,15 +61,7 @@ def served(pg_server, tmp_path_factory) -> Iterator[Served]:
                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         server = Served(f"http://127.0.0.1:{port}", database_url, data_dir, process)
         try:
-            deadline = time.monotonic() + 120
-            while True:
-                assert process.poll() is None, process.communicate()[1]
-                try:
-                    urllib.request.urlopen(server.url + "/openapi.json", timeout=2).close()
-                    break
-                except OSError:
-                    assert time.monotonic() < deadline, "kg serve did not answer within 120 s"
-                    time.sleep(0.2)
+            wait_until_serving(server.url, process)
             status, accepted = server.request("POST", "/jobs",
                                               {"source": "curie.txt", "text": EXAMPLE.read_text()})
             assert status == 202 and accepted["started"] is True, accepted

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import subprocess
 import time
-import urllib.request
 from pathlib import Path
 
 import psycopg
@@ -21,7 +20,7 @@ import pytest
 
 from tests.support.cli import KG, fake_openai_env, kg_env, run_kg, start_kg
 from tests.support.fake_openai import FakeOpenAI
-from tests.support.http import http_json
+from tests.support.http import http_json, wait_until_serving
 from tests.support.moto_server import free_port
 from tests.support.stages import graph_fingerprint
 
@@ -67,16 +66,7 @@ def serve_job(env: dict[str, str]) -> subprocess.Popen:
     port = free_port()
     process = start_kg(env, "serve", "--port", str(port), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     url = f"http://127.0.0.1:{port}"
-
-    def answering() -> bool:
-        assert process.poll() is None, "kg serve exited"
-        try:
-            urllib.request.urlopen(url + "/openapi.json", timeout=2).close()
-            return True
-        except OSError:
-            return False
-
-    until(answering, "kg serve answering")
+    wait_until_serving(url, process)
     status, accepted = http_json(url + "/jobs", "POST", {"source": SOURCE, "text": NOTE})
     assert status == 202, accepted
     return process
