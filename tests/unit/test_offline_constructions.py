@@ -521,6 +521,18 @@ def test_other_ways_of_naming_an_owner(extractor: SpacyExtractor, text: str, exp
 @pytest.mark.parametrize(
     ("text", "expected"),
     [
+        ("Kesra soup comes from Tunisia, where Arabic is spoken.", ("Arabic", "spoken in", "Tunisia")),
+        ("Marie Lund moved to Paris, where she studied physics.", ("Marie Lund", "study in", "Paris")),
+    ],
+)
+def test_a_where_clause_happens_in_its_place(extractor: SpacyExtractor, text: str, expected: tuple[str, str, str]) -> None:
+    """"X, where Y is spoken": the clause's verb takes place in X, as "Y is spoken in X" says."""
+    _assert_has(_extract(extractor, text), expected)
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
         (
             "Ajo soup is a dish from Portugal, where the currency is the euro and the leader is Marcelo Rebelo.",
             [("Portugal", "currency", "euro"), ("Portugal", "leader", "Marcelo Rebelo"), ("Ajo soup", "is a", "dish")],

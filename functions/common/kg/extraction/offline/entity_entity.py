@@ -29,7 +29,7 @@ from kg.extraction.offline.clauses import (
 )
 from kg.extraction.offline.lexicons import LINKING_VERBS, LOOSE_PREPS, MEMBERSHIP_NOUNS, VALUE_LABELS
 from kg.extraction.offline.parsed import Parsed
-from kg.extraction.offline.text import Ref, confidence, with_role
+from kg.extraction.offline.text import Ref, confidence, place, with_role
 from kg.models import Triple, TripleType
 
 if TYPE_CHECKING:  # spaCy is an optional dependency (the `local` extra)
@@ -94,6 +94,10 @@ def extract(p: Parsed) -> list[Triple]:
                 # "was established 1907-07-11", "died 5 May 1990": a date with no preposition.
                 objects.append((predicate(verb), when, 0.8))
                 objects.extend(_after_date(p, verb, c, None))
+        if verb.dep_ == "relcl" and any(c.lower_ == "where" for c in verb.children) \
+                and (where := p.ref(verb.head, allow_noun=False, extend_of=False)) is not None and place(where):
+            # "Tunisia, where Arabic is spoken" -> (Arabic, spoken in, Tunisia)
+            objects.append((f"{predicate(verb)} in", where, 0.8))
         for s in subjects:
             for pred, o, base in objects:
                 if s.named or o.named:
