@@ -2,10 +2,10 @@
 
 A cheap heuristic, no coreference model, the counterpart for things of `pronouns` (which
 handles he/she for people). A pronoun or a definite description goes to a named entity
-earlier in the same or the two previous sentences whose label fits (a subject named with a
-proper noun that NER left untagged, "the Torvik Bridge", has no label: it fits it/its/they and
-"the ship", not "the city"): never a value, never a person for it/its/they, and for "the city" a place, for "the club" an organisation, and so on
-(`DESCRIPTION_LABELS`). Subjects are preferred, then recency. `resolve_things` runs once per
+earlier in the same or the two previous sentences whose label fits: never a value, never a
+person for it/its/they, and for "the city" a place, for "the club" an organisation, and so on
+(`DESCRIPTION_LABELS`). A subject named with a proper noun that NER left untagged ("the Torvik
+Bridge") counts as a named thing without a label: it fits it/its/they and "the ship", not "the city". Subjects are preferred, then recency. `resolve_things` runs once per
 chunk, before the passes start; every resolution points at the antecedent's head token, so
 `Parsed.ref` names it exactly as it names the entity itself.
 """
@@ -69,7 +69,7 @@ def resolve_things(doc: Doc, ent_at: dict[int, Span], noun_chunks: list[Span]) -
             continue
         mentions.append(_Mention(root.i, root.i, ent.label_, _salience(head), root.tag_ in ("NNS", "NNPS")))
     # "Bramley sauce comes from Southwell. It is made with ...": a subject named with a proper noun,
-    # which NER did not tag as a whole, is a thing "it" can stand for (its label unknown: any fits).
+    # which NER did not tag as a whole, is a thing "it" can stand for (without a label).
     for nc in noun_chunks:
         root = nc.root
         if root.i in ent_at or root.dep_ not in SUBJ_DEPS or root.pos_ not in ("NOUN", "PROPN"):

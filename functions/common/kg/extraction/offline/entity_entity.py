@@ -5,11 +5,13 @@ a passive keeps its subject: "X was designed by Y" -> (X, designed by, Y)), with
 and quantities as objects ("born on 1 May 1942"). Appositions of the form "X, the N of Y" /
 "Y's N, X" -> (Y, N, X), the owner first as in `copula`. Predicates: the verb lemma for active
 verbs, the participle for passives ("born in"), with particle and preposition, lower case,
-prefixed by "not" when negated; a class noun the sentence puts before a named object goes into
-a short predicate, the node staying the name ("plays for the club X" -> (_, play for club, X)), as
-does the class given with "as" ("contains X as an ingredient" -> contain ingredient). At least
-one end must be a name, a value or a pronoun resolved to one. `copula` adds the facts stated with "be" and "have"; `fallback` the sentences the parse
-left without any.
+prefixed by "not" when negated. A class noun the sentence puts before a named prepositional
+object goes into a short predicate, the node staying the name ("plays for the club X" -> (_, play
+for club, X)), as does the class "contains"/"includes" gives with "as" ("contains X as an
+ingredient" -> contain ingredient). A date with no preposition is the verb's object ("died 5 May
+1990"), and the verb of "X, where Y is spoken" takes place in X. At least one end must be a name,
+a value or a pronoun resolved to one. `copula` adds the facts stated with "be" and "have";
+`fallback` the sentences the parse left without any.
 """
 
 from __future__ import annotations
