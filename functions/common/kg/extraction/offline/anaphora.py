@@ -5,9 +5,10 @@ handles he/she for people). A pronoun or a definite description goes to a named 
 earlier in the same or the two previous sentences whose label fits: never a value, never a
 person for it/its/they, and for "the city" a place, for "the club" an organisation, and so on
 (`DESCRIPTION_LABELS`). A subject named with a proper noun that NER left untagged ("the Torvik
-Bridge") counts as a named thing without a label: it fits it/its/they and "the ship", not "the city". Subjects are preferred, then recency. `resolve_things` runs once per
-chunk, before the passes start; every resolution points at the antecedent's head token, so
-`Parsed.ref` names it exactly as it names the entity itself.
+Bridge") counts as a named thing without a label: it fits it/its/they and "the ship", not "the
+city". Subjects are preferred, then recency. `resolve_things` runs once per chunk, before the
+passes start; every resolution points at the antecedent's head token, so `Parsed.ref` names it
+exactly as it names the entity itself.
 """
 
 from __future__ import annotations
