@@ -116,6 +116,21 @@ def test_it_carries_the_fact_to_an_untagged_named_subject(extractor: SpacyExtrac
     assert not _has(triples, "Norway", "1962") and not _has(triples, "Alna", "1962")
 
 
+@pytest.mark.parametrize("name", ["571 Helga Berg", "316 Hera"], ids=["cut-into-number-and-person", "one-person-span"])
+def test_a_numbered_name_is_nobodys_so_he_takes_the_person(extractor: SpacyExtractor, name: str) -> None:
+    # The model tags "571 Helga Berg" (an asteroid) a CARDINAL and a PERSON, "316 Hera" a PERSON.
+    triples = _entity_entity(extractor, f"{name} was discovered by Tom Lind. He was a Welsh astronomer who died in Cardiff.")
+    assert _has(triples, name, "Tom Lind")
+    assert _has(triples, "Tom Lind", "Cardiff")
+    assert not any(t.object == "Cardiff" and t.subject != "Tom Lind" for t in triples)
+
+
+def test_a_fact_stated_through_a_pronoun_is_not_stated_again_by_the_fallback(extractor: SpacyExtractor) -> None:
+    triples = _entity_entity(extractor, "1290 Alvina was found by Tomas Berg. He was born in Lund.")
+    assert [(t.subject, t.predicate) for t in triples if t.object == "Lund"] == [("Tomas Berg", "born in")]
+    assert not [t for t in triples if t.object == "1290"]  # the parser cut the name; no date here
+
+
 def test_its_names_the_owner(extractor: SpacyExtractor) -> None:
     triples = _entity_entity(extractor, "Northwind Traders was founded in Oslo. Its founder later moved to Bergen.")
     assert any(t.subject.startswith("Northwind Traders") and "founder" in t.subject and t.object == "Bergen" for t in triples)

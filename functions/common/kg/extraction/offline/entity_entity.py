@@ -92,8 +92,10 @@ def extract(p: Parsed) -> list[Triple]:
                     objects.append((with_role(pred, r), r, 0.85))
                     if r.label in ("DATE", "TIME"):
                         objects.extend(_after_date(p, verb, t, carried))
-            elif c.dep_ == "npadvmod" and (when := p.value(c)) is not None and when.label in ("DATE", "TIME"):
-                # "was established 1907-07-11", "died 5 May 1990": a date with no preposition.
+            elif c.dep_ == "npadvmod" and c.i > verb.i and (when := p.value(c)) is not None \
+                    and when.label in ("DATE", "TIME"):
+                # "was established 1907-07-11", "died 5 May 1990": a date with no preposition
+                # (after the verb: "1290 Alvina was found" starts with a name the parser cut).
                 objects.append((predicate(verb), when, 0.8))
                 objects.extend(_after_date(p, verb, c, None))
         if verb.dep_ == "relcl" and any(c.lower_ == "where" for c in verb.children) \

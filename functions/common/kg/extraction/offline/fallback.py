@@ -41,7 +41,9 @@ def extract(p: Parsed, covered: list[Triple]) -> list[Triple]:
             chunks.setdefault(sent_of[nc.start], []).append(nc)
     for k, sent in enumerate(sents):
         text = sent.text
-        if any(t.subject in text and t.object in text for t in covered):
+        # The names the sentence's pronouns stand for count as written in it ("He was born in Lund").
+        resolved = {p.pronoun_ref[i] for i in range(sent.start, sent.end) if i in p.pronoun_ref}
+        if any(t.object in text and (t.subject in text or t.subject in resolved) for t in covered):
             continue
         phrases = _phrases(p, ents.get(k, []), chunks.get(k, []))
         for (left, left_ref), (right, right_ref) in zip(phrases, phrases[1:], strict=False):

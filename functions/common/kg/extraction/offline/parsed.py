@@ -19,20 +19,37 @@ if TYPE_CHECKING:  # spaCy is an optional dependency (the `local` extra)
 
 
 def _names_not_numbers(doc: Doc) -> None:
-    """"3Arena", "4 Vesta" tagged CARDINAL: a number-looking proper noun is a name, not a value."""
+    """"3Arena", "4 Vesta" tagged CARDINAL: a number-looking proper noun is a name, not a value.
+    "103 Hera" cut into CARDINAL "103" and PERSON "Hera": the number counts nothing, it is the
+    first word of the name (of an asteroid, a building), which is then no person's."""
     from spacy.tokens import Span
 
+    ents = list(doc.ents)
     fixed = []
     changed = False
-    for ent in doc.ents:
+    k = 0
+    while k < len(ents):
+        ent = ents[k]
         root = ent.root
+        following = ents[k + 1] if k + 1 < len(ents) else None
         if ent.label_ in ("CARDINAL", "ORDINAL", "QUANTITY") and root.pos_ == "PROPN" and any(
             ch.isalpha() for ch in root.text
         ):
             fixed.append(Span(doc, ent.start, ent.end, label="NAME"))
             changed = True
+        elif ent.label_ == "CARDINAL" and following is not None and following.start == ent.end \
+                and root.dep_ == "nummod" and root.head.i in range(following.start, following.end) \
+                and following.root.pos_ == "PROPN":
+            label = "NAME" if following.label_ == "PERSON" else following.label_
+            fixed.append(Span(doc, ent.start, following.end, label=label))
+            changed = True
+            k += 1
+        elif ent.label_ == "PERSON" and doc[ent.start].like_num:
+            fixed.append(Span(doc, ent.start, ent.end, label="NAME"))  # "316 Hera" in one piece
+            changed = True
         else:
             fixed.append(ent)
+        k += 1
     if changed:
         doc.ents = fixed
 
