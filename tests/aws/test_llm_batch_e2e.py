@@ -35,7 +35,7 @@ def short_waits() -> Iterator[None]:
         yield
 
 
-def test_a_batch_job_waits_on_its_batch_then_builds_the_graph_of_a_normal_job(pipeline, fake_openai, short_waits,
+def test_a_batch_job_waits_on_its_batch_then_builds_the_graph_of_a_normal_job(pipeline, fake_openai, short_waits,  # noqa: F811 (the fixture imported above)
                                                                               new_database, tmp_path):
     from kg.aws.ports import aws_ports
     from tests.support.stages import graph_fingerprint

@@ -81,8 +81,6 @@ def test_the_combined_prompt_names_every_type():
 
 
 def test_prompt_versions_differ_and_follow_the_text():
-    from kg.llm.prompts import Prompt
-
     prompts = [*TYPE_PROMPTS.values(), COMBINED_PROMPT, CONCEPT_PROMPT]
     assert len({p.version for p in prompts}) == len(prompts)
     # Editing a prompt's text invalidates its cached replies, though nobody bumped the revision.

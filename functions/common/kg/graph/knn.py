@@ -87,7 +87,7 @@ def read_vectors(conn: psycopg.Connection, query: str, dimensions: int) -> tuple
                 decode(final=False)
         decode(final=True)
     matrix = np.concatenate(vectors) if vectors else np.zeros((0, dimensions), np.float32)
-    del vectors
+    vectors.clear()  # the pieces: the matrix is a copy, so they need not live as long as it
     norms = np.linalg.norm(matrix, axis=1, keepdims=True)
     np.divide(matrix, norms, out=matrix, where=norms > 0)  # a zero vector has no cosine: it pairs with nothing
     return (np.concatenate(ids) if ids else np.zeros(0, "V16")), matrix
