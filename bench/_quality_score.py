@@ -166,6 +166,19 @@ def ends_matched(predicted: Sequence[Triple3], reference: Sequence[Triple3]) -> 
     )
 
 
+def text_stems(text: str, lemmatise: Lemmatise) -> frozenset[str]:
+    """Stems of every word of a text, to ask whether a reference's predicate word is written in it."""
+    return frozenset(_stem(w) for w in lemmatise(text))
+
+
+def predicate_misses(predicted: Sequence[Triple3], reference: Sequence[Triple3],
+                     written: frozenset[str]) -> list[tuple[int, bool]]:
+    """The references whose subject and object a prediction found, in order, but not the predicate:
+    (reference index, whether one of its predicate stems is among the text's stems `written`)."""
+    return [(j, bool(reference[j].predicate & written)) for i, j in ends_matched(predicted, reference)
+            if not predicted[i].predicate & reference[j].predicate]
+
+
 @dataclass
 class Tally:
     """Micro-averaged counts over a set of texts."""

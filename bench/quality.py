@@ -23,7 +23,16 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from _common import REPO, machine  # noqa: E402
-from _quality_score import Tally, Triple3, as_triple, ends_matched, roc_auc, score_text  # noqa: E402
+from _quality_score import (  # noqa: E402
+    Tally,
+    Triple3,
+    as_triple,
+    ends_matched,
+    predicate_misses,
+    roc_auc,
+    score_text,
+    text_stems,
+)
 
 from kg.models import Chunk, LlmUsage, TripleType  # noqa: E402
 from kg.nlp import load_spacy  # noqa: E402
@@ -73,6 +82,7 @@ def main() -> None:
     right_triple: list[bool] = []
     right_ends: list[bool] = []
     misses: list[str] = []
+    missed_predicates: list[tuple[str, bool]] = []  # (reference predicate, its word written in the text)
     tokens = 0
     extract_s = 0.0
     usage = LlmUsage()
@@ -93,6 +103,8 @@ def main() -> None:
         overall.add(scored.tally)
         by_size.setdefault(len(reference), Tally()).add(scored.tally)
         ends = {i for i, _ in ends_matched(predicted, reference)}
+        missed_predicates += [(row["triples"][j][1], written)
+                              for j, written in predicate_misses(predicted, reference, text_stems(text, lemmatise))]
         for i, t in enumerate(ee):
             confidences.append(t.confidence)
             right_triple.append(scored.correct[i])
@@ -123,6 +135,7 @@ def main() -> None:
         "other_types": dict(other_types),
         "failed_passes": dict(failed_passes),
         "confidence": _confidence_report(confidences, right_triple, right_ends),
+        "predicate_misses": _misses_report(missed_predicates, overall),
         "extract_tokens_per_s": round(tokens / extract_s, 1) if extract_s else None,
         "llm_usage": usage.model_dump(),
         "model": settings.llm_model if args.extractor == "openai" else settings.spacy_model,
@@ -151,6 +164,20 @@ def _confidence_report(conf: list[float], right_triple: list[bool], right_ends: 
     return {"auc_triple": roc_auc(conf, right_triple), "auc_ends": roc_auc(conf, right_ends), "bands": bands}
 
 
+def _misses_report(missed: list[tuple[str, bool]], overall: Tally) -> dict:
+    """The right pairs whose predicate missed, split by whether the reference's word is in the text,
+    and the triple F1 the extractor would reach if every one of the first kind were met."""
+    written = sum(w for _, w in missed)
+    ceiling = Tally(found_triples=overall.found_triples + written, predicted_triples=overall.predicted_triples,
+                    reference_triples=overall.reference_triples)
+    return {
+        "pairs": len(missed),
+        "word_in_text": written,
+        "word_not_in_text": Counter(p for p, w in missed if not w).most_common(8),
+        "triple_f1_if_the_written_met": ceiling.triple_prf()[2],
+    }
+
+
 def _print(r: dict) -> None:
     ep, rp, tp = r["entity_prf"], r["relation_prf"], r["triple_prf"]
     print(f"extractor {r['extractor']} ({r['model']}), {r['texts']} texts (entity-entity triples scored)")
@@ -168,6 +195,11 @@ def _print(r: dict) -> None:
     print(f"  confidence AUC: whole triple {c['auc_triple']}, both ends {c['auc_ends']}")
     for b in c["bands"]:
         print(f"    {b['band']}  n={b['triples']:>4}  triple P {b['triple_precision']:.3f}  ends P {b['ends_precision']:.3f}")
+    m = r["predicate_misses"]
+    absent = ", ".join(f"{p} {n}" for p, n in m["word_not_in_text"])
+    print(f"  predicate misses: {m['pairs']} right pairs; the reference's word in the text for {m['word_in_text']},"
+          f" not for {m['pairs'] - m['word_in_text']} ({absent}, ...); triple F1 if the first met:"
+          f" {m['triple_f1_if_the_written_met']}")
     print(f"  other types: {r['other_types']}")
     if r["failed_passes"]:
         print(f"  PASSES THAT RAISED (texts): {r['failed_passes']}")

@@ -15,8 +15,10 @@ from _quality_score import (  # noqa: E402
     as_triple,
     entity_found,
     match_entities,
+    predicate_misses,
     roc_auc,
     score_text,
+    text_stems,
     tokens,
 )
 
@@ -95,6 +97,17 @@ def test_a_relation_needs_both_ends_in_order_but_no_common_predicate():
     scored = score_text([t("Akeem Priestley", "play for", "FK Mughan")], reference)
     assert (scored.tally.found_ends, scored.tally.found_triples) == (1, 0)
     assert score_text([t("FK Mughan", "play for", "Akeem Priestley")], reference).tally.found_ends == 0
+
+
+def test_a_predicate_miss_says_whether_the_references_word_is_written():
+    reference = [t("Lena Holt", "club", "Oslo FC"), t("Lena Holt", "birthPlace", "Bergen"), t("Lena Holt", "spouse", "Ola")]
+    predicted = [t("Lena Holt", "play for club", "Oslo FC"), t("Lena Holt", "play in", "Bergen"),
+                 t("Ola", "marry", "Lena Holt")]
+    written = text_stems("Lena Holt plays for the club Oslo FC and was raised in Bergen", lemmatise)
+    # The first pair meets its predicate; the second misses it with "birth" nowhere in the text; the
+    # third is the wrong way round, so it is no right pair at all.
+    assert predicate_misses(predicted, reference, written) == [(1, False)]
+    assert predicate_misses([t("Lena Holt", "play for", "Oslo FC")], reference, written) == [(0, True)]
 
 
 def test_full_dates_compare_by_value_whatever_the_format():
