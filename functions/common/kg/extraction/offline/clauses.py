@@ -36,9 +36,10 @@ def clause_of(tok: Token) -> int:
     return head.i
 
 
-def relation_words(noun: Token) -> str:
-    """The relational noun with the words that make it specific: "full name", "ship beam"."""
-    mods = [c for c in noun.lefts if c.dep_ in ("amod", "compound") and c.pos_ in ("ADJ", "NOUN", "VERB")]
+def relation_words(noun: Token, kinds: tuple[str, ...] = ("ADJ", "NOUN", "VERB")) -> str:
+    """The relational noun with the words of `kinds` that make it specific: "full name", "ship beam"
+    (a proper noun in front is the owner, "the Alhambra ship beam", unless `kinds` says otherwise)."""
+    mods = [c for c in noun.lefts if c.dep_ in ("amod", "compound") and c.pos_ in kinds]
     return " ".join([*(m.lower_ for m in mods), noun.lower_])
 
 

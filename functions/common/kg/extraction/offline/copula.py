@@ -225,9 +225,8 @@ def _have(p: Parsed, verb: Token) -> list[Triple | None]:
                     if v.dep_ != "prep" and v.ent_type_ in VALUE_LABELS
                 ]
                 if obj.pos_ == "NOUN" and (code := _code_after(obj)) is not None:
-                    # "has the ISBN number 0-7156-3648-0", "has the postal code 4021"
-                    words = [c.lower_ for c in obj.lefts if c.dep_ in ("amod", "compound")]
-                    _add(p, out, s, " ".join([*words, obj.lower_]), code, 0.8)
+                    # "has the ISBN number 0-7156-3648-0", "has the postal code 4021": "ISBN" is no owner.
+                    _add(p, out, s, relation_words(obj, ("ADJ", "NOUN", "VERB", "PROPN")), code, 0.8)
                     continue
                 if values and obj.pos_ == "NOUN":
                     # "has a mass of 3.0 kg", "has a population of 5,000", "has the capital of X".
